@@ -1,0 +1,72 @@
+"""gristmill: typed Python (or YAML) ML pipelines, run locally in milliseconds and unchanged on
+remote orchestrators, with every run, step, artifact and metric tracked.
+
+The public API, nothing else. Names load on first use, so ``import gristmill`` stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from gristmill._version import __version__
+
+__all__ = [
+    "ArtifactVersion",
+    "Client",
+    "GristmillError",
+    "Pipeline",
+    "Retry",
+    "Run",
+    "RunConfig",
+    "RunFailedError",
+    "Step",
+    "StepConfig",
+    "StepContext",
+    "StepRun",
+    "__version__",
+    "get_step_context",
+    "log_metadata",
+    "pipeline",
+    "step",
+]
+
+_LOCATIONS = {
+    "ArtifactVersion": "gristmill.client",
+    "Client": "gristmill.client",
+    "GristmillError": "gristmill.errors",
+    "Pipeline": "gristmill.pipelines",
+    "Retry": "gristmill.steps",
+    "Run": "gristmill.client",
+    "RunConfig": "gristmill.config",
+    "RunFailedError": "gristmill.errors",
+    "Step": "gristmill.steps",
+    "StepConfig": "gristmill.config",
+    "StepContext": "gristmill.execution.context",
+    "StepRun": "gristmill.client",
+    "get_step_context": "gristmill.execution.context",
+    "log_metadata": "gristmill.execution.context",
+    "pipeline": "gristmill.pipelines",
+    "step": "gristmill.steps",
+}
+
+if TYPE_CHECKING:
+    from gristmill.client import ArtifactVersion, Client, Run, StepRun
+    from gristmill.config import RunConfig, StepConfig
+    from gristmill.errors import GristmillError, RunFailedError
+    from gristmill.execution.context import StepContext, get_step_context, log_metadata
+    from gristmill.pipelines import Pipeline, pipeline
+    from gristmill.steps import Retry, Step, step
+
+
+def __getattr__(name: str) -> Any:
+    module = _LOCATIONS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'gristmill' has no attribute '{name}'")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,41 @@
+"""Entry-point lookup for every plugin group; built-in flavors register the same way as
+third-party ones. Groups are read once per process and classes are imported only when asked for."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from gristmill.errors import ConfigError, did_you_mean
+
+GROUPS = {
+    "materializer": "gristmill.materializers",
+    "orchestrator": "gristmill.orchestrators",
+    "artifact_store": "gristmill.artifact_stores",
+}
+
+
+@functools.cache
+def entry_points(group: str) -> dict[str, Any]:
+    """Name → EntryPoint for one group, first registration wins."""
+    from importlib.metadata import entry_points as _entry_points
+
+    found: dict[str, Any] = {}
+    for ep in _entry_points(group=group):
+        found.setdefault(ep.name, ep)
+    return found
+
+
+def load_plugin(kind: str, name: str) -> Any:
+    """The class registered as ``name`` for a plugin kind, with a 'did you mean' on a typo."""
+    eps = entry_points(GROUPS[kind])
+    if name not in eps:
+        hint = did_you_mean(name, eps)
+        if not eps:
+            hint = " (no plugins are registered at all: is gristmill installed? `pip install -e .`)"
+        raise ConfigError(f"unknown {kind.replace('_', ' ')} flavor '{name}'{hint}")
+    return eps[name].load()
+
+
+def plugin_names(kind: str) -> list[str]:
+    return sorted(entry_points(GROUPS[kind]))

@@ -1,0 +1,102 @@
+"""Artifacts: the artifact store (fsspec, content-addressed, atomic publish) and the
+materializers that turn values into files and back. Knows nothing of the metadata store."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from gristmill.artifacts.materializers.base import (
+    CannotMaterialize,
+    candidates_for,
+    data_type_name,
+    materializer_named,
+)
+from gristmill.artifacts.store import ArtifactStore, LocalArtifactStore, StoredContent
+from gristmill.errors import MaterializerError, UnsafeArtifactError
+
+__all__ = [
+    "ArtifactStore",
+    "LocalArtifactStore",
+    "SavedArtifact",
+    "StoredContent",
+    "load_artifact",
+    "save_artifact",
+]
+
+logger = logging.getLogger("gristmill")
+_warned_pickle: set[str] = set()
+
+
+@dataclass(frozen=True)
+class SavedArtifact:
+    content: StoredContent
+    materializer: str
+    data_type: str
+    preview: str
+    metadata: dict[str, Any]
+
+
+def save_artifact(store: ArtifactStore, value: Any, *, where: str) -> SavedArtifact:
+    """Materialize ``value`` with the best materializer for its type and publish it.
+    ``where`` names the output for messages (``step 'train', output 'model'``)."""
+    data_type = type(value)
+    for materializer_class in candidates_for(data_type):
+        materializer = materializer_class()
+        with store.staging() as directory:
+            try:
+                materializer.save(value, directory)
+            except CannotMaterialize:
+                continue
+            except Exception as exc:
+                raise MaterializerError(
+                    f"{where}: materializer '{materializer.name}' could not store a "
+                    f"{data_type_name(data_type)}: {exc}"
+                ) from exc
+            if not materializer.safe:
+                _warn_pickle(data_type, where)
+            preview, metadata = materializer.describe(value)
+            content = store.publish(directory)
+        return SavedArtifact(
+            content, materializer.name, data_type_name(data_type), preview, metadata
+        )
+    raise MaterializerError(
+        f"{where}: no materializer can store a {data_type_name(data_type)}; register one in the "
+        "'gristmill.materializers' entry-point group"
+    )
+
+
+def load_artifact(store: ArtifactStore, uri: str, materializer_name: str, data_type: str) -> Any:
+    """Load the value stored at ``uri``; refuses pickled data from an untrusted store."""
+    materializer = materializer_named(materializer_name)()
+    if (
+        not materializer.safe
+        and not store.trusted
+        and os.environ.get("GRISTMILL_ALLOW_PICKLE") != "1"
+    ):
+        raise UnsafeArtifactError(
+            f"the artifact at {uri} is pickled ({materializer_name}) and the artifact store "
+            f"{store.root} is not marked trusted; unpickling runs code. If you trust it, set "
+            "GRISTMILL_ALLOW_PICKLE=1 or mark the store trusted (trusted=true in its config)"
+        )
+    directory = store.local_directory(uri)
+    try:
+        return materializer.load(directory, data_type)
+    except (OSError, ValueError, TypeError, ImportError, AttributeError) as exc:
+        raise MaterializerError(
+            f"could not load the {data_type} at {uri} with materializer '{materializer_name}': {exc}"
+        ) from exc
+
+
+def _warn_pickle(data_type: type, where: str) -> None:
+    name = data_type_name(data_type)
+    if name not in _warned_pickle:
+        _warned_pickle.add(name)
+        logger.warning(
+            "%s: no safe materializer for %s, storing it with cloudpickle (it loads only from "
+            "trusted artifact stores); register a materializer for an open format",
+            where,
+            name,
+        )

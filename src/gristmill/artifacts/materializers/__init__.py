@@ -1,0 +1,19 @@
+"""Built-in materializers and the registry that picks one (see ``base``)."""
+
+from gristmill.artifacts.materializers.base import (
+    CannotMaterialize,
+    Materializer,
+    candidates_for,
+    materializer_key,
+    materializer_named,
+    registered,
+)
+
+__all__ = [
+    "CannotMaterialize",
+    "Materializer",
+    "candidates_for",
+    "materializer_key",
+    "materializer_named",
+    "registered",
+]

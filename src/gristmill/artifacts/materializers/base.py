@@ -1,0 +1,118 @@
+"""The materializer extension point and the registry that picks one for a type.
+
+A materializer turns a value into files in a local directory and back. It implements
+``can_handle`` (by type, without importing the library it serves unless the value's module
+is already imported), ``save`` and ``load``; ``describe`` is optional. Materializers are found
+through the ``gristmill.materializers`` entry-point group, highest ``priority`` first.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import sys
+from pathlib import Path
+from typing import Any, ClassVar
+
+from gristmill._plugins import entry_points, load_plugin
+from gristmill.errors import MaterializerError
+
+logger = logging.getLogger("gristmill")
+PREVIEW_CHARS = 240
+
+
+class CannotMaterialize(Exception):
+    """Raised by ``save`` when this particular value does not fit (e.g. a dict that is not
+    JSON); the registry then tries the next materializer."""
+
+
+class Materializer(abc.ABC):
+    """Stores values of some types as files; ``name`` and ``version`` are recorded with every
+    artifact version and are part of cache keys."""
+
+    name: ClassVar[str]
+    version: ClassVar[str] = "1"
+    priority: ClassVar[int] = 0
+    # False for formats that execute code on load (pickle): loading those needs a trusted store.
+    safe: ClassVar[bool] = True
+
+    @classmethod
+    @abc.abstractmethod
+    def can_handle(cls, data_type: type) -> bool:
+        """Whether values of this type can (usually) be stored."""
+
+    @abc.abstractmethod
+    def save(self, value: Any, directory: Path) -> None:
+        """Write ``value`` into the (empty) local ``directory``."""
+
+    @abc.abstractmethod
+    def load(self, directory: Path, data_type: str) -> Any:
+        """Read back what ``save`` wrote; ``data_type`` is the dotted type name recorded."""
+
+    def describe(self, value: Any) -> tuple[str, dict[str, Any]]:
+        """A short preview text and metadata (shape, rows, ...) recorded with the version."""
+        return clip(repr(value)), {}
+
+
+def clip(text: str, limit: int = PREVIEW_CHARS) -> str:
+    """One line of at most ``limit`` characters (runs of whitespace become one space)."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def module_loaded(name: str) -> Any:
+    """The module if the process already imported it; a value of its types cannot exist
+    otherwise, so materializers never import heavy libraries just to say no."""
+    return sys.modules.get(name)
+
+
+def data_type_name(data_type: type) -> str:
+    return f"{data_type.__module__}.{data_type.__qualname__}"
+
+
+_registry: list[type[Materializer]] | None = None
+_by_type: dict[type, list[type[Materializer]]] = {}
+
+
+def registered() -> list[type[Materializer]]:
+    """Every registered materializer class, highest priority first."""
+    global _registry
+    if _registry is None:
+        classes = [
+            load_plugin("materializer", name) for name in entry_points("gristmill.materializers")
+        ]
+        if not classes:
+            raise MaterializerError(
+                "no materializers are registered: is gristmill installed? (`pip install -e .`)"
+            )
+        _registry = sorted(classes, key=lambda c: -c.priority)
+    return _registry
+
+
+def candidates_for(data_type: type) -> list[type[Materializer]]:
+    """Materializers that can handle a type, best first (cached per type)."""
+    found = _by_type.get(data_type)
+    if found is None:
+        found = [m for m in registered() if m.can_handle(data_type)]
+        _by_type[data_type] = found
+    return found
+
+
+def materializer_named(name: str) -> type[Materializer]:
+    for m in registered():
+        if m.name == name:
+            return m
+    known = ", ".join(sorted(m.name for m in registered()))
+    raise MaterializerError(
+        f"artifact was stored with materializer '{name}', which is not installed here "
+        f"(installed: {known}); install the package that provides it"
+    )
+
+
+def materializer_key(data_type: Any) -> str:
+    """What the cache key records for an output's declared type: the materializer that will
+    store it (name@version), or 'auto' when the type is only known at run time."""
+    if not isinstance(data_type, type) or data_type in (object, Any):
+        return "auto"
+    found = candidates_for(data_type)
+    return f"{found[0].name}@{found[0].version}" if found else "auto"

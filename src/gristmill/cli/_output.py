@@ -1,0 +1,105 @@
+"""Shared output helpers: Rich for people, JSON for scripts, and one way to report errors."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+
+
+@functools.cache
+def console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    out = Console(stderr=stderr, highlight=False, soft_wrap=False)
+    if not out.is_terminal and "COLUMNS" not in os.environ:
+        out.width = 160  # piped output: do not squeeze tables into 80 columns
+    return out
+
+
+def print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str, sort_keys=False))
+
+
+def handles_errors(func: F) -> F:
+    """Turn gristmill errors into a red one-line message and exit status 1 (2 for usage)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from gristmill.errors import ConfigError, GristmillError, PipelineDefinitionError
+
+        try:
+            return func(*args, **kwargs)
+        except (PipelineDefinitionError, ConfigError) as exc:
+            console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}")
+            sys.exit(2)
+        except GristmillError as exc:
+            console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}")
+            sys.exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def escape(text: str) -> str:
+    from rich.markup import escape as rich_escape
+
+    return str(rich_escape(text))
+
+
+def table(*columns: str, title: str | None = None) -> Any:
+    from rich.table import Table
+
+    return Table(*columns, title=title, title_justify="left", header_style="bold")
+
+
+STATUS_STYLE = {
+    "completed": "green",
+    "cached": "cyan",
+    "failed": "bold red",
+    "running": "yellow",
+    "pending": "dim",
+    "stopped": "magenta",
+}
+
+
+def status_text(status: str) -> str:
+    return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
+
+
+def when(moment: datetime | None) -> str:
+    if moment is None:
+        return "-"
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def seconds(value: float | None) -> str:
+    if value is None:
+        return "-"
+    if value < 1:
+        return f"{value * 1000:.0f} ms"
+    if value < 120:
+        return f"{value:.2f} s"
+    return f"{value / 60:.1f} min"
+
+
+def size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1024 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)

@@ -1,0 +1,177 @@
+"""``gristmill artifacts list/show/load`` and ``gristmill lineage``."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from gristmill.cli._output import (
+    console,
+    escape,
+    handles_errors,
+    json_option,
+    print_json,
+    size,
+    table,
+    when,
+)
+
+
+def _client() -> Any:
+    from gristmill.client import Client
+
+    return Client()
+
+
+@click.group()
+def artifacts() -> None:
+    """List, inspect and load artifact versions."""
+
+
+@artifacts.command("list")
+@click.option("--name", help="Only versions of this artifact.")
+@click.option("--run", help="Only versions produced in this run.")
+@click.option("--limit", default=50, show_default=True)
+@click.option("--offset", default=0)
+@json_option
+@handles_errors
+def list_artifacts(
+    name: str | None, run: str | None, limit: int, offset: int, as_json: bool
+) -> None:
+    """Artifact versions, newest first."""
+    found = _client().list_artifact_versions(name=name, run=run, limit=limit, offset=offset)
+    if as_json:
+        print_json([av.to_dict() for av in found])
+        return
+    listing = table("artifact", "type", "materializer", "size", "created", "id")
+    for av in found:
+        listing.add_row(
+            f"{escape(av.name)}:{av.version}",
+            av.data_type,
+            av.materializer,
+            size(av.size),
+            when(av.created_at),
+            av.id[:12],
+        )
+    console().print(listing)
+
+
+@artifacts.command("show")
+@click.argument("ref")
+@json_option
+@handles_errors
+def show_artifact(ref: str, as_json: bool) -> None:
+    """One artifact version (id, NAME or NAME:VERSION): where it is, what made it, its metadata."""
+    av = _client().get_artifact_version(ref)
+    producer = av.producer
+    if as_json:
+        data = av.to_dict()
+        data["producer"] = producer.to_dict() if producer else None
+        print_json(data)
+        return
+    out = console()
+    out.print(f"[bold]{escape(av.name)}:{av.version}[/]  [dim]id {av.id}[/]")
+    rows = [
+        ("type", av.data_type),
+        ("materializer", av.materializer),
+        ("size", size(av.size)),
+        ("content hash", av.content_hash),
+        ("uri", av.uri),
+        ("created", when(av.created_at)),
+        ("produced by", f"step '{producer.name}' of run {producer.run.name}" if producer else "-"),
+        ("preview", av.preview or "-"),
+    ]
+    for key, value in rows:
+        out.print(f"  [bold]{key:<13}[/] {escape(str(value))}")
+    if av.metadata:
+        out.print("  [bold]metadata[/]")
+        for key, value in av.metadata.items():
+            out.print(f"    {escape(key)} = {escape(str(value))}")
+
+
+@artifacts.command("load")
+@click.argument("ref")
+@click.option(
+    "--to",
+    "target",
+    type=click.Path(),
+    help="Copy the stored file(s) here instead of printing the value.",
+)
+@handles_errors
+def load_artifact(ref: str, target: str | None) -> None:
+    """Print an artifact version's value, or copy its stored files (open formats: JSON, .npy,
+    Parquet, ...) to a file or folder with --to."""
+    av = _client().get_artifact_version(ref)
+    if target is None:
+        value = av.load()
+        text = value if isinstance(value, str) else repr(value)
+        sys.stdout.write(text + "\n")
+        return
+    from gristmill.client import Client
+
+    client: Client = _client()
+    producer_run = client.store.get_run(av.run_id).stack if av.run_id else None
+    directory = client.artifact_store_for(producer_run).local_directory(av.uri)
+    files = [p for p in directory.rglob("*") if p.is_file() and not p.name.startswith(".gristmill")]
+    destination = Path(target)
+    if len(files) == 1 and not destination.is_dir():
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(files[0], destination)
+    else:
+        for path in files:
+            out = destination / path.relative_to(directory)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, out)
+    console(stderr=True).print(
+        f"wrote {escape(str(destination))} ({size(av.size)}, {av.materializer})"
+    )
+
+
+@click.command()
+@click.argument("ref")
+@click.option(
+    "--downstream", is_flag=True, help="What was made from it, instead of what it came from."
+)
+@json_option
+@handles_errors
+def lineage(ref: str, downstream: bool, as_json: bool) -> None:
+    """The lineage of an artifact version (id, NAME or NAME:VERSION): by default the chain of
+    steps and artifacts it was made from, back to the raw inputs."""
+    from rich.tree import Tree
+
+    graph = _client().lineage(ref, direction="downstream" if downstream else "upstream")
+    if as_json:
+        print_json(graph.to_dict())
+        return
+    versions = graph.graph.artifact_versions
+    step_runs = graph.graph.step_runs
+
+    def label(av_id: str) -> str:
+        av = versions[av_id]
+        return f"[bold]{escape(av.artifact_name)}:{av.version}[/] [dim]{av.data_type.rpartition('.')[2]} {av_id[:12]}[/]"
+
+    root = Tree(label(graph.graph.root))
+    expanded: set[str] = set()
+
+    def grow(node: Any, av_id: str) -> None:
+        if av_id in expanded:
+            return
+        expanded.add(av_id)
+        by_step: dict[str, list[str]] = {}
+        for a, step_run, b in graph.graph.edges:
+            near, far = (b, a) if not downstream else (a, b)
+            if near == av_id:
+                by_step.setdefault(step_run, []).append(far)
+        for step_run_id, others in sorted(by_step.items()):
+            step = step_runs[step_run_id]
+            arrow = "made by" if not downstream else "read by"
+            branch = node.add(f"{arrow} step [cyan]{step.name}[/] [dim]run {step.run_id[:8]}[/]")
+            for other in sorted(set(others)):
+                grow(branch.add(label(other)), other)
+
+    grow(root, graph.graph.root)
+    console().print(root)

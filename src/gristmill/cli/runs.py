@@ -1,0 +1,197 @@
+"""``gristmill runs list/show``, ``gristmill steps logs``, ``gristmill pipelines list``."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from gristmill.cli._output import (
+    console,
+    escape,
+    handles_errors,
+    json_option,
+    print_json,
+    seconds,
+    size,
+    status_text,
+    table,
+    when,
+)
+
+
+def _client() -> Any:
+    from gristmill.client import Client
+
+    return Client()
+
+
+def render_run(run: Any, *, show_config: bool = False) -> None:
+    """The run, its steps, metrics and outputs, as people read them."""
+    out = console()
+    out.print(
+        f"\n[bold]Run[/] {run.name}  {status_text(run.status)}  "
+        f"[dim]id {run.id} · pipeline {run.pipeline_name} · {seconds(run.duration)}[/]"
+    )
+    if run.parameters:
+        params = ", ".join(f"{k}={v!r}" for k, v in run.parameters.items())
+        out.print(f"[bold]Parameters[/] {escape(params)}")
+    steps = table("step", "status", "duration", "outputs", title="Steps")
+    for step in run.steps.values():
+        outputs = ", ".join(f"{name} → {av.name}:{av.version}" for name, av in step.outputs.items())
+        steps.add_row(
+            step.name, status_text(step.status), seconds(step.duration), escape(outputs) or "-"
+        )
+    out.print(steps)
+    if run.metadata:
+        metrics = table("metric", "value", title="Metrics")
+        for key, value in run.metadata.items():
+            metrics.add_row(escape(key), escape(_format_value(value)))
+        out.print(metrics)
+    artifacts = table("artifact", "type", "size", "preview", "id", title="Artifacts")
+    seen = set()
+    for step in run.steps.values():
+        for av in step.outputs.values():
+            if av.id in seen:
+                continue
+            seen.add(av.id)
+            artifacts.add_row(
+                f"{escape(av.name)}:{av.version}",
+                av.data_type.rpartition(".")[2],
+                size(av.size),
+                escape((av.preview or "")[:60]),
+                av.id[:12],
+            )
+    if seen:
+        out.print(artifacts)
+    if run.error:
+        out.print(f"[bold red]Error:[/] {escape(run.error)}")
+        failed = [s for s in run.steps.values() if s.status == "failed"]
+        for step in failed:
+            out.print(f"[red]--- step {step.name} ---[/]\n{escape((step.error or '').rstrip())}")
+    if show_config:
+        from rich.pretty import Pretty
+
+        out.print("[bold]Configuration[/]")
+        out.print(Pretty(run.config))
+        out.print("[bold]Environment[/]")
+        out.print(Pretty(run.environment))
+
+
+def _format_value(value: Any) -> str:
+    if isinstance(value, float):
+        return repr(round(value, 6))
+    return str(value)
+
+
+@click.group()
+def runs() -> None:
+    """List and inspect runs."""
+
+
+@runs.command("list")
+@click.option("--pipeline", help="Only runs of this pipeline.")
+@click.option(
+    "--status",
+    type=click.Choice(["pending", "running", "completed", "failed", "cached", "stopped"]),
+)
+@click.option("--limit", default=20, show_default=True, help="How many runs.")
+@click.option("--offset", default=0, help="Skip this many (for paging).")
+@json_option
+@handles_errors
+def list_runs(
+    pipeline: str | None, status: str | None, limit: int, offset: int, as_json: bool
+) -> None:
+    """Runs, newest first."""
+    client = _client()
+    found = client.list_runs(pipeline=pipeline, status=status, limit=limit, offset=offset)
+    if as_json:
+        print_json([r.to_dict() for r in found])
+        return
+    if not found:
+        console().print("No runs yet: run a pipeline with `gristmill run MODULE:PIPELINE`.")
+        return
+    listing = table("run", "pipeline", "status", "started", "duration", "id")
+    for r in found:
+        listing.add_row(
+            r.name,
+            r.pipeline_name,
+            status_text(r.status),
+            when(r.started_at),
+            seconds(r.duration),
+            r.id[:12],
+        )
+    console().print(listing)
+    total = client.count_runs(pipeline=pipeline, status=status)
+    if total > offset + len(found):
+        console().print(
+            f"[dim]{offset + len(found)} of {total} shown; --offset {offset + len(found)} for more[/]"
+        )
+
+
+@runs.command("show")
+@click.argument("run", default="latest")
+@click.option(
+    "--config",
+    "show_config",
+    is_flag=True,
+    help="Also show the resolved configuration and environment.",
+)
+@json_option
+@handles_errors
+def show_run(run: str, show_config: bool, as_json: bool) -> None:
+    """One run (id, id prefix, name or 'latest'): steps, metrics, artifacts."""
+    found = _client().get_run(run)
+    if as_json:
+        data = {
+            **found.to_dict(),
+            "metadata": found.metadata,
+            "steps": [s.to_dict() for s in found.steps.values()],
+        }
+        if show_config:
+            data["config"] = found.config
+            data["environment"] = found.environment
+        print_json(data)
+        return
+    render_run(found, show_config=show_config)
+
+
+@click.group()
+def steps() -> None:
+    """Inspect step runs."""
+
+
+@steps.command("logs")
+@click.argument("run")
+@click.argument("step")
+@handles_errors
+def step_logs(run: str, step: str) -> None:
+    """What STEP of RUN printed and logged (RUN: id, name or 'latest')."""
+    text = _client().get_run(run).step(step).logs()
+    if not text:
+        console(stderr=True).print(f"[dim]step '{step}' printed nothing[/]")
+        return
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+@click.group()
+def pipelines() -> None:
+    """Pipelines recorded in the store."""
+
+
+@pipelines.command("list")
+@json_option
+@handles_errors
+def list_pipelines(as_json: bool) -> None:
+    """Every pipeline with its number of versions and runs."""
+    found = _client().list_pipelines()
+    if as_json:
+        print_json([p.to_dict() for p in found])
+        return
+    listing = table("pipeline", "versions", "runs", "latest spec")
+    for p in found:
+        listing.add_row(
+            p.name, str(p.version_count), str(p.run_count), (p.latest_spec_hash or "")[:12]
+        )
+    console().print(listing)

@@ -1,0 +1,634 @@
+"""The read side: ``Client`` and the objects it returns (``Run``, ``StepRun``,
+``ArtifactVersion``, ``Lineage``). A pipeline call returns the same ``Run`` object.
+
+Objects load what they show lazily and cache it; ``Run.refresh()`` reads the run again.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from gristmill.artifacts import ArtifactStore, load_artifact
+from gristmill.errors import NotFoundError, did_you_mean
+from gristmill.project import Project, find_project
+from gristmill.spec import PipelineSpec
+from gristmill.stacks import Stack
+from gristmill.store import (
+    ArtifactVersionRecord,
+    Entity,
+    LineageGraph,
+    MetadataRecord,
+    MetadataStore,
+    PipelineRecord,
+    RunRecord,
+    StepRunRecord,
+)
+
+
+def _latest(entries: list[MetadataRecord]) -> dict[str, Any]:
+    return {e.key: e.value for e in entries}
+
+
+def _when(epoch: float | None) -> datetime | None:
+    return datetime.fromtimestamp(epoch, timezone.utc) if epoch is not None else None
+
+
+def _duration(start: float | None, end: float | None) -> float | None:
+    if start is None:
+        return None
+    return (end if end is not None else time.time()) - start
+
+
+class Client:
+    """Reads runs, steps, artifacts, metadata and lineage from a project's stores.
+
+    ``Client()`` uses the project found from the working directory (or GRISTMILL_PROJECT);
+    pass a project folder to read another one.
+    """
+
+    def __init__(self, project: Project | str | Path | None = None) -> None:
+        if project is None:
+            project = find_project()
+        elif not isinstance(project, Project):
+            project = Project(Path(project).resolve())
+        self.project = project
+
+    @cached_property
+    def store(self) -> MetadataStore:
+        return self.project.store()
+
+    def artifact_store_for(self, stack: dict[str, Any] | None = None) -> ArtifactStore:
+        """The artifact store of a run's stack (the active one when not known)."""
+        if stack:
+            return Stack.from_dict(stack).artifact_store()
+        return self.project.artifact_store()
+
+    # -- runs -----------------------------------------------------------------------------------
+
+    def get_run(self, ref: str = "latest") -> Run:
+        """A run by id, unique id prefix or name; ``"latest"`` is the newest run."""
+        self.store.reap_dead_runs(time.time())
+        if ref == "latest":
+            runs = self.store.list_runs(limit=1)
+            if not runs:
+                raise NotFoundError("there are no runs yet: run a pipeline first")
+            return Run(self, runs[0])
+        return Run(self, self.store.get_run(ref))
+
+    def list_runs(
+        self,
+        *,
+        pipeline: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[Run]:
+        """Runs, newest first; filter by pipeline name or status, page with limit/offset."""
+        self.store.reap_dead_runs(time.time())
+        return [
+            Run(self, r)
+            for r in self.store.list_runs(
+                pipeline=pipeline, status=status, limit=limit, offset=offset
+            )
+        ]
+
+    def count_runs(self, *, pipeline: str | None = None, status: str | None = None) -> int:
+        return self.store.count_runs(pipeline=pipeline, status=status)
+
+    # -- pipelines ------------------------------------------------------------------------------
+
+    def list_pipelines(self) -> list[PipelineInfo]:
+        return [PipelineInfo(self, p) for p in self.store.list_pipelines()]
+
+    def get_pipeline(self, name: str) -> PipelineInfo:
+        return PipelineInfo(self, self.store.get_pipeline(name))
+
+    # -- artifacts ------------------------------------------------------------------------------
+
+    def get_artifact_version(self, ref: str) -> ArtifactVersion:
+        """By id (or unique prefix), ``NAME`` (latest version) or ``NAME:VERSION``."""
+        return ArtifactVersion(self, self.store.get_artifact_version(ref))
+
+    def list_artifact_versions(
+        self, *, name: str | None = None, run: str | None = None, limit: int = 50, offset: int = 0
+    ) -> list[ArtifactVersion]:
+        run_id = self.get_run(run).id if run is not None else None
+        records = self.store.list_artifact_versions(
+            name=name, run_id=run_id, limit=limit, offset=offset
+        )
+        return [ArtifactVersion(self, r) for r in records]
+
+    def lineage(self, ref: str, *, direction: str = "upstream") -> Lineage:
+        """The artifact versions upstream (what it was made from) or downstream (what was made
+        from it) of one artifact version, with the step runs in between."""
+        version = self.store.get_artifact_version(ref)
+        return Lineage(self, self.store.lineage(version.id, direction=direction), direction)
+
+    def upstream(self, ref: str) -> list[ArtifactVersion]:
+        return self.lineage(ref, direction="upstream").others()
+
+    def downstream(self, ref: str) -> list[ArtifactVersion]:
+        return self.lineage(ref, direction="downstream").others()
+
+    # -- logs -----------------------------------------------------------------------------------
+
+    def get_step_logs(self, run: str, step: str) -> str:
+        return self.get_run(run).step(step).logs()
+
+
+class Run:
+    """One execution of a pipeline."""
+
+    def __init__(self, client: Client, record: RunRecord) -> None:
+        self._client = client
+        self._record = record
+        self._steps: dict[str, StepRun] | None = None
+        self._metadata: dict[str, Any] | None = None
+
+    def __repr__(self) -> str:
+        return f"<Run {self.name} {self.status}>"
+
+    @property
+    def id(self) -> str:
+        return self._record.id
+
+    @property
+    def name(self) -> str:
+        return self._record.name
+
+    @property
+    def pipeline_name(self) -> str:
+        return self._record.pipeline_name
+
+    @property
+    def status(self) -> str:
+        return self._record.status
+
+    @property
+    def error(self) -> str | None:
+        return self._record.error
+
+    @property
+    def created_at(self) -> datetime:
+        created = _when(self._record.created_at)
+        assert created is not None
+        return created
+
+    @property
+    def started_at(self) -> datetime | None:
+        return _when(self._record.started_at)
+
+    @property
+    def ended_at(self) -> datetime | None:
+        return _when(self._record.ended_at)
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to end (to now while running)."""
+        return _duration(self._record.started_at, self._record.ended_at)
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        return dict(self._record.config.get("resolved_parameters", {}))
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return dict(self._record.config)
+
+    @property
+    def environment(self) -> dict[str, Any]:
+        return dict(self._record.environment)
+
+    @property
+    def stack(self) -> dict[str, Any]:
+        return dict(self._record.stack)
+
+    @property
+    def orchestrator(self) -> str | None:
+        return self._record.orchestrator
+
+    @property
+    def tags(self) -> list[str]:
+        return list(self._record.tags)
+
+    @property
+    def spec(self) -> PipelineSpec:
+        return PipelineSpec.from_json(
+            self._client.store.get_pipeline_spec(self._record.pipeline_version_id)
+        )
+
+    @property
+    def spec_hash(self) -> str | None:
+        return self._record.spec_hash
+
+    @property
+    def steps(self) -> dict[str, StepRun]:
+        """Step runs by step id, in execution order."""
+        if self._steps is None:
+            store = self._client.store
+            records = store.get_step_runs(self.id)
+            io = store.get_step_run_io([r.id for r in records])
+            metadata = store.get_metadata(Entity.STEP_RUN, [r.id for r in records])
+            self._steps = {
+                r.name: StepRun(self._client, r, self, io[r.id], _latest(metadata[r.id]))
+                for r in records
+            }
+        return self._steps
+
+    def step(self, name: str) -> StepRun:
+        steps = self.steps
+        if name not in steps:
+            raise NotFoundError(f"run {self.name} has no step '{name}'{did_you_mean(name, steps)}")
+        return steps[name]
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """The latest value of each metadata key logged on the run."""
+        if self._metadata is None:
+            self._metadata = _latest(
+                self._client.store.get_metadata(Entity.RUN, [self.id])[self.id]
+            )
+        return self._metadata
+
+    def metadata_history(self, key: str) -> list[Any]:
+        """Every value logged under ``key`` on this run, oldest first (e.g. a metric per epoch)."""
+        return [
+            e.value
+            for e in self._client.store.get_metadata(Entity.RUN, [self.id])[self.id]
+            if e.key == key
+        ]
+
+    @property
+    def artifact_store(self) -> ArtifactStore:
+        return self._client.artifact_store_for(self._record.stack)
+
+    def refresh(self) -> Run:
+        self._record = self._client.store.get_run(self.id)
+        self._steps = None
+        self._metadata = None
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "pipeline": self.pipeline_name,
+            "status": self.status,
+            "created_at": self.created_at.isoformat(),
+            "duration": self.duration,
+            "parameters": self.parameters,
+            "orchestrator": self.orchestrator,
+            "tags": self.tags,
+            "error": self.error,
+        }
+
+
+class StepRun:
+    """One execution (or cache hit) of one step in a run."""
+
+    def __init__(
+        self,
+        client: Client,
+        record: StepRunRecord,
+        run: Run | None,
+        io: tuple[dict[str, ArtifactVersionRecord], dict[str, ArtifactVersionRecord]] | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
+        self._client = client
+        self._record = record
+        self._run = run
+        self._io = io
+        self._metadata = metadata
+
+    def __repr__(self) -> str:
+        return f"<StepRun {self.name} {self.status}>"
+
+    @property
+    def id(self) -> str:
+        return self._record.id
+
+    @property
+    def name(self) -> str:
+        return self._record.name
+
+    @property
+    def source(self) -> str:
+        return self._record.source
+
+    @property
+    def status(self) -> str:
+        return self._record.status
+
+    @property
+    def cache_key(self) -> str | None:
+        return self._record.cache_key
+
+    @property
+    def code_hash(self) -> str | None:
+        return self._record.code_hash
+
+    @property
+    def cached_from(self) -> str | None:
+        """The step run whose outputs a cache hit reused."""
+        return self._record.cached_from
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        return dict(self._record.parameters)
+
+    @property
+    def attempts(self) -> int:
+        return self._record.attempts
+
+    @property
+    def error(self) -> str | None:
+        return self._record.error
+
+    @property
+    def started_at(self) -> datetime | None:
+        return _when(self._record.started_at)
+
+    @property
+    def ended_at(self) -> datetime | None:
+        return _when(self._record.ended_at)
+
+    @property
+    def duration(self) -> float | None:
+        return (
+            _duration(self._record.started_at, self._record.ended_at)
+            if self._record.ended_at
+            else None
+        )
+
+    @property
+    def run(self) -> Run:
+        if self._run is None:
+            self._run = Run(self._client, self._client.store.get_run(self._record.run_id))
+        return self._run
+
+    def _load_io(self) -> tuple[dict[str, ArtifactVersionRecord], dict[str, ArtifactVersionRecord]]:
+        if self._io is None:
+            self._io = self._client.store.get_step_run_io([self.id])[self.id]
+        return self._io
+
+    @property
+    def inputs(self) -> dict[str, ArtifactVersion]:
+        return {k: ArtifactVersion(self._client, v) for k, v in self._load_io()[0].items()}
+
+    @property
+    def outputs(self) -> dict[str, ArtifactVersion]:
+        return {k: ArtifactVersion(self._client, v) for k, v in self._load_io()[1].items()}
+
+    def output(self, name: str | None = None) -> ArtifactVersion:
+        """One output (the only one when ``name`` is omitted)."""
+        outputs = self.outputs
+        if name is None:
+            if len(outputs) != 1:
+                raise NotFoundError(
+                    f"step '{self.name}' has {len(outputs)} outputs ({', '.join(outputs) or 'none'}); name one"
+                )
+            return next(iter(outputs.values()))
+        if name not in outputs:
+            raise NotFoundError(
+                f"step '{self.name}' has no output '{name}'{did_you_mean(name, outputs)}"
+            )
+        return outputs[name]
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        if self._metadata is None:
+            self._metadata = _latest(
+                self._client.store.get_metadata(Entity.STEP_RUN, [self.id])[self.id]
+            )
+        return self._metadata
+
+    def logs(self) -> str:
+        """What the step printed and logged ('' when it printed nothing or logs were off)."""
+        uri = self._client.store.get_logs_uri(self.id)
+        if uri is None and self.cached_from:
+            uri = self._client.store.get_logs_uri(self.cached_from)
+        if uri is None:
+            return ""
+        return self.run.artifact_store.read_text(uri)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "status": self.status,
+            "source": self.source,
+            "duration": self.duration,
+            "attempts": self.attempts,
+            "cached_from": self.cached_from,
+            "parameters": self.parameters,
+            "metadata": self.metadata,
+            "outputs": {k: v.id for k, v in self.outputs.items()},
+            "inputs": {k: v.id for k, v in self.inputs.items()},
+            "error": self.error,
+        }
+
+
+class ArtifactVersion:
+    """One immutable, content-addressed value of an artifact."""
+
+    def __init__(self, client: Client, record: ArtifactVersionRecord) -> None:
+        self._client = client
+        self._record = record
+        self._metadata: dict[str, Any] | None = None
+
+    def __repr__(self) -> str:
+        return f"<ArtifactVersion {self.name}:{self.version} {self.data_type}>"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ArtifactVersion) and other.id == self.id
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    @property
+    def id(self) -> str:
+        return self._record.id
+
+    @property
+    def name(self) -> str:
+        return self._record.artifact_name
+
+    @property
+    def version(self) -> int:
+        return self._record.version
+
+    @property
+    def uri(self) -> str:
+        return self._record.uri
+
+    @property
+    def content_hash(self) -> str:
+        return self._record.content_hash
+
+    @property
+    def materializer(self) -> str:
+        return self._record.materializer
+
+    @property
+    def data_type(self) -> str:
+        return self._record.data_type
+
+    @property
+    def size(self) -> int:
+        return self._record.size
+
+    @property
+    def preview(self) -> str | None:
+        return self._record.preview
+
+    @property
+    def created_at(self) -> datetime:
+        created = _when(self._record.created_at)
+        assert created is not None
+        return created
+
+    @property
+    def run_id(self) -> str | None:
+        """The run whose step produced these bytes first."""
+        return self._record.run_id
+
+    @property
+    def producer(self) -> StepRun | None:
+        """The step run that produced this version (not the cache hits that reused it)."""
+        if self._record.producer_step_run_id is None:
+            return None
+        return StepRun(
+            self._client, self._client.store.get_step_run(self._record.producer_step_run_id), None
+        )
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        if self._metadata is None:
+            entries = self._client.store.get_metadata(Entity.ARTIFACT_VERSION, [self.id])[self.id]
+            self._metadata = _latest(entries)
+        return self._metadata
+
+    def load(self) -> Any:
+        """The value, read back with the materializer that stored it."""
+        stack = None
+        if self._record.run_id is not None:
+            stack = self._client.store.get_run(self._record.run_id).stack
+        store = self._client.artifact_store_for(stack)
+        return load_artifact(store, self.uri, self.materializer, self.data_type)
+
+    def upstream(self) -> list[ArtifactVersion]:
+        return self._client.upstream(self.id)
+
+    def downstream(self) -> list[ArtifactVersion]:
+        return self._client.downstream(self.id)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "version": self.version,
+            "uri": self.uri,
+            "content_hash": self.content_hash,
+            "materializer": self.materializer,
+            "data_type": self.data_type,
+            "size": self.size,
+            "preview": self.preview,
+            "created_at": self.created_at.isoformat(),
+            "run_id": self.run_id,
+            "producer_step_run_id": self._record.producer_step_run_id,
+            "metadata": self.metadata,
+        }
+
+
+@dataclass
+class Lineage:
+    """Artifact versions linked to one, through the step runs between them."""
+
+    client: Client
+    graph: LineageGraph
+    direction: str
+
+    @property
+    def root(self) -> ArtifactVersion:
+        return ArtifactVersion(self.client, self.graph.artifact_versions[self.graph.root])
+
+    def others(self) -> list[ArtifactVersion]:
+        """Every linked version except the root, nearest first where the graph allows."""
+        order = self._walk()
+        return [
+            ArtifactVersion(self.client, self.graph.artifact_versions[i])
+            for i in order
+            if i != self.graph.root
+        ]
+
+    def _walk(self) -> list[str]:
+        seen = [self.graph.root]
+        frontier = [self.graph.root]
+        while frontier:
+            nxt = []
+            for node in frontier:
+                for a, _, b in self.graph.edges:
+                    near, far = (b, a) if self.direction == "upstream" else (a, b)
+                    if near == node and far not in seen:
+                        seen.append(far)
+                        nxt.append(far)
+            frontier = nxt
+        return seen
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "root": self.graph.root,
+            "direction": self.direction,
+            "artifact_versions": {
+                k: ArtifactVersion(self.client, v).to_dict()
+                for k, v in self.graph.artifact_versions.items()
+            },
+            "step_runs": {
+                k: {"name": v.name, "run_id": v.run_id, "status": v.status}
+                for k, v in self.graph.step_runs.items()
+            },
+            "edges": [{"input": a, "step_run": s, "output": b} for a, s, b in self.graph.edges],
+        }
+
+
+class PipelineInfo:
+    """A pipeline as recorded in the store: its versions and runs."""
+
+    def __init__(self, client: Client, record: PipelineRecord) -> None:
+        self._client = client
+        self._record = record
+
+    def __repr__(self) -> str:
+        return f"<Pipeline {self.name}: {self.run_count} runs>"
+
+    @property
+    def name(self) -> str:
+        return self._record.name
+
+    @property
+    def version_count(self) -> int:
+        return self._record.version_count
+
+    @property
+    def run_count(self) -> int:
+        return self._record.run_count
+
+    @property
+    def latest_spec_hash(self) -> str | None:
+        return self._record.latest_spec_hash
+
+    def runs(self, *, limit: int = 50, offset: int = 0) -> list[Run]:
+        return self._client.list_runs(pipeline=self.name, limit=limit, offset=offset)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "versions": self.version_count,
+            "runs": self.run_count,
+            "latest_spec_hash": self.latest_spec_hash,
+        }

@@ -1,0 +1,108 @@
+"""Every error gristmill raises on purpose, in one tree; each class also inherits the builtin
+it resembles, so ``except ValueError`` keeps working for callers who do not know us.
+
+    GristmillError
+    ├── PipelineDefinitionError (ValueError)   a step or pipeline that cannot be compiled
+    │   └── ParameterError (TypeError)         a parameter of the wrong name, type or form
+    ├── ConfigError (ValueError)               a bad run configuration, setting or project file
+    ├── NotFoundError (LookupError)            no run / step / artifact by that name or id
+    ├── InvalidMetadataError (TypeError)       a metadata value that is not JSON
+    ├── MaterializerError (TypeError)          a value that cannot be stored or loaded
+    │   └── UnsafeArtifactError (PermissionError)  pickled data from a store not trusted
+    ├── ArtifactStoreError (OSError)           the artifact store failed or lost data
+    ├── StoreError (RuntimeError)              the metadata store failed or has a wrong schema
+    ├── MissingIntegrationError (ImportError)  an optional extra is not installed
+    └── RunFailedError (RuntimeError)          a run finished with failed steps
+
+Messages say what was wrong, where (file:line, step, argument) and how to fix it.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gristmill.client import Run
+
+
+class GristmillError(Exception):
+    """The base of every error gristmill raises on purpose."""
+
+
+class PipelineDefinitionError(GristmillError, ValueError):
+    """A step or pipeline definition that cannot be compiled into a run."""
+
+
+class ParameterError(PipelineDefinitionError, TypeError):
+    """A parameter with an unknown name, a wrong type or a value that is not JSON."""
+
+
+class ConfigError(GristmillError, ValueError):
+    """A run configuration, setting or project file that is not valid."""
+
+
+class NotFoundError(GristmillError, LookupError):
+    """Nothing in the store matches the name or id asked for."""
+
+
+class InvalidMetadataError(GristmillError, TypeError):
+    """A metadata key or value that cannot be recorded (values must be JSON)."""
+
+
+class MaterializerError(GristmillError, TypeError):
+    """A value that no materializer can store, or stored data that cannot be loaded."""
+
+
+class UnsafeArtifactError(MaterializerError, PermissionError):
+    """Loading would unpickle data from an artifact store that is not trusted."""
+
+
+class ArtifactStoreError(GristmillError, OSError):
+    """The artifact store could not write or read data."""
+
+
+class StoreError(GristmillError, RuntimeError):
+    """The metadata store failed, or its schema does not match this gristmill."""
+
+
+class MissingIntegrationError(GristmillError, ImportError):
+    """An optional integration's package is not installed."""
+
+    def __init__(self, package: str, extra: str, feature: str) -> None:
+        self.package = package
+        self.extra = extra
+        super().__init__(
+            f"{feature} needs the '{package}' package, which is not installed. "
+            f'Install it with: pip install "gristmill[{extra}]"'
+        )
+
+
+class RunFailedError(GristmillError, RuntimeError):
+    """A run finished with at least one failed step; ``.run`` is the tracked run."""
+
+    def __init__(self, message: str, run: Run | None = None) -> None:
+        super().__init__(message)
+        self.run = run
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """' — did you mean 'x'?' for the closest choice, or a list of valid choices."""
+    options = sorted(set(choices))
+    close = difflib.get_close_matches(name, options, n=1, cutoff=0.6)
+    if close:
+        return f" — did you mean '{close[0]}'?"
+    if not options:
+        return ""
+    shown = ", ".join(f"'{o}'" for o in options[:12])
+    more = f" and {len(options) - 12} more" if len(options) > 12 else ""
+    return f" (valid: {shown}{more})"
+
+
+def describe_value(value: Any) -> str:
+    """A short, safe description of a value for error messages (type and a clipped repr)."""
+    text = repr(value)
+    if len(text) > 60:
+        text = text[:57] + "..."
+    return f"{text} ({type(value).__name__})"

@@ -1,0 +1,274 @@
+"""The one way a step invocation runs, whatever orchestrator scheduled it: resolve inputs,
+compute the cache key, link cached outputs on a hit, else call the function (with retries,
+capturing logs), store its outputs and publish them with its metadata, then run hooks."""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+import traceback
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from gristmill._source import import_source
+from gristmill.artifacts import load_artifact, save_artifact
+from gristmill.errors import GristmillError, PipelineDefinitionError
+from gristmill.execution.caching import cache_key
+from gristmill.execution.context import StepContext, reset_context, set_context
+from gristmill.execution.logs import capture_logs
+from gristmill.store import Entity, MetadataRecord, NewArtifactVersion, Status
+
+if TYPE_CHECKING:
+    from gristmill.execution.plan import StepPlan
+    from gristmill.execution.run import RunContext
+
+logger = logging.getLogger("gristmill")
+_MAX_ERROR_CHARS = 20_000
+
+
+@dataclass
+class StepOutcome:
+    step_id: str
+    status: str
+    error: BaseException | None = None
+
+
+def launch_step(run: RunContext, step_id: str) -> StepOutcome:
+    """Run (or reuse from cache) one step invocation of a run and record it."""
+    plan = run.plan.steps[step_id]
+    store = run.store
+    started = time.time()
+    inputs = {arg: run.output_of(ref.step, ref.output) for arg, ref in plan.spec.inputs.items()}
+    step = plan.step
+    key = cache_key(
+        code_hash=step.code_hash,
+        version=plan.version,
+        parameters=plan.parameters,
+        input_hashes={arg: av.content_hash for arg, av in inputs.items()},
+        materializers=plan.materializers,
+        settings=plan.result_settings(),
+    )
+    input_ids = {arg: av.id for arg, av in inputs.items()}
+    if plan.cache:
+        hit = store.find_cached(key)
+        if hit is not None:
+            original, outputs = hit
+            if set(outputs) == set(plan.output_types) and all(
+                run.artifact_store.exists(av.uri) for av in outputs.values()
+            ):
+                store.start_step_run(
+                    plan.step_run_id,
+                    started_at=started,
+                    inputs=input_ids,
+                    code_hash=step.code_hash,
+                    cache_key=key,
+                    parameters=plan.parameters,
+                )
+                # The metrics the original run logged describe these outputs: carry them over,
+                # so a cached run reports what its results are.
+                logged = _latest_values(
+                    store.get_metadata(Entity.STEP_RUN, [original.id])[original.id]
+                )
+                metadata = [
+                    (Entity.STEP_RUN, plan.step_run_id, logged),
+                    (Entity.RUN, run.plan.run_id, logged),
+                ]
+                run.record_outputs(
+                    step_id,
+                    store.publish_step_run(
+                        plan.step_run_id,
+                        status=Status.CACHED,
+                        ended_at=time.time(),
+                        outputs=outputs,
+                        attempts=0,
+                        cached_from=original.id,
+                        metadata=metadata if logged else (),
+                    ),
+                )
+                return StepOutcome(step_id, Status.CACHED)
+
+    store.start_step_run(
+        plan.step_run_id,
+        started_at=started,
+        inputs=input_ids,
+        code_hash=step.code_hash,
+        cache_key=key,
+        parameters=plan.parameters,
+    )
+    context = StepContext(
+        run_id=run.plan.run_id,
+        run_name=run.plan.run_name,
+        pipeline_name=run.plan.spec.name,
+        step_name=step_id,
+        step_run_id=plan.step_run_id,
+        attempt=0,
+        parameters=dict(plan.parameters),
+        output_names=tuple(plan.output_types),
+        artifact_store_root=run.artifact_store.root,
+    )
+    token = set_context(context)
+    attempts = 0
+    try:
+        with capture_logs(plan.enable_logs) as log_buffer:
+            try:
+                kwargs = dict(plan.parameters)
+                for arg, av in inputs.items():
+                    kwargs[arg] = load_artifact(
+                        run.artifact_store, av.uri, av.materializer, av.data_type
+                    )
+                result, attempts = _call_with_retries(plan, context, kwargs)
+                values = _split_outputs(plan, result)
+                new_outputs = {}
+                for name, value in values.items():
+                    saved = save_artifact(
+                        run.artifact_store, value, where=f"step '{step_id}', output '{name}'"
+                    )
+                    context.output_uris[name] = saved.content.uri
+                    new_outputs[name] = NewArtifactVersion(
+                        artifact_name=_artifact_name(run, plan, name),
+                        uri=saved.content.uri,
+                        content_hash=saved.content.content_hash,
+                        materializer=saved.materializer,
+                        data_type=saved.data_type,
+                        size=saved.content.size,
+                        preview=saved.preview,
+                        metadata=saved.metadata,
+                    )
+            except BaseException as exc:
+                attempts = max(attempts, context.attempt, 1)
+                _record_failure(run, plan, context, exc, attempts, log_buffer.getvalue())
+                if not isinstance(exc, Exception):
+                    raise  # KeyboardInterrupt, SystemExit: recorded, then let through
+                return StepOutcome(step_id, Status.FAILED, exc)
+        logs_uri = _save_logs(run, plan, log_buffer.getvalue())
+        published = store.publish_step_run(
+            plan.step_run_id,
+            status=Status.COMPLETED,
+            ended_at=time.time(),
+            outputs=new_outputs,
+            metadata=context.pending_metadata,
+            attempts=attempts,
+            logs_uri=logs_uri,
+        )
+        run.record_outputs(step_id, published)
+        _run_hook(plan.on_success, step_id, "on_success", None)
+        return StepOutcome(step_id, Status.COMPLETED)
+    finally:
+        reset_context(token)
+
+
+def _latest_values(entries: list[MetadataRecord]) -> dict[str, Any]:
+    return {e.key: e.value for e in entries}
+
+
+def _call_with_retries(
+    plan: StepPlan, context: StepContext, kwargs: dict[str, Any]
+) -> tuple[Any, int]:
+    retries = plan.retries
+    delay = retries.delay
+    attempt = 0
+    while True:
+        attempt += 1
+        context.attempt = attempt
+        try:
+            return plan.step.func(**kwargs), attempt
+        except Exception as exc:
+            if attempt > retries.count:
+                raise
+            logger.warning(
+                "step '%s' failed on attempt %d of %d (%s: %s); retrying in %.3g s",
+                plan.id,
+                attempt,
+                retries.count + 1,
+                type(exc).__name__,
+                exc,
+                delay,
+            )
+            if delay:
+                time.sleep(delay)
+            delay *= retries.backoff
+
+
+def _split_outputs(plan: StepPlan, result: Any) -> dict[str, Any]:
+    names = list(plan.output_types)
+    if not names:
+        return {}
+    if len(names) == 1:
+        return {names[0]: result}
+    if not isinstance(result, (tuple, list)) or len(result) != len(names):
+        got = (
+            f"{len(result)} values"
+            if isinstance(result, (tuple, list))
+            else f"a {type(result).__name__}"
+        )
+        raise PipelineDefinitionError(
+            f"step '{plan.id}' ({plan.step.origin}) declares {len(names)} outputs "
+            f"({', '.join(names)}) but returned {got}; return a tuple with one value per output"
+        )
+    return dict(zip(names, result, strict=True))
+
+
+def _artifact_name(run: RunContext, plan: StepPlan, output: str) -> str:
+    declared = plan.spec.outputs.get(output)
+    if declared is not None and declared.artifact_name:
+        return declared.artifact_name
+    return f"{run.plan.spec.name}.{plan.id}.{output}"
+
+
+def _save_logs(run: RunContext, plan: StepPlan, text: str) -> str | None:
+    if not text:
+        return None
+    uri = run.artifact_store.logs_uri(run.plan.run_id, plan.id)
+    try:
+        run.artifact_store.write_text(uri, text)
+    except GristmillError as exc:
+        logger.warning("could not save the logs of step '%s': %s", plan.id, exc)
+        return None
+    return uri
+
+
+def _record_failure(
+    run: RunContext,
+    plan: StepPlan,
+    context: StepContext,
+    exc: BaseException,
+    attempts: int,
+    logs: str,
+) -> None:
+    error = "".join(traceback.format_exception(exc))[-_MAX_ERROR_CHARS:]
+    logs_uri = _save_logs(
+        run, plan, logs + ("\n" if logs and not logs.endswith("\n") else "") + error
+    )
+    run.store.fail_step_run(
+        plan.step_run_id,
+        error=error,
+        ended_at=time.time(),
+        attempts=attempts,
+        logs_uri=logs_uri,
+        metadata=[m for m in context.pending_metadata if m[0] != Entity.ARTIFACT_VERSION],
+    )
+    if isinstance(exc, Exception):
+        _run_hook(plan.on_failure, plan.id, "on_failure", exc)
+
+
+def _run_hook(hook: Any, step_id: str, kind: str, exc: BaseException | None) -> None:
+    if hook is None:
+        return
+    try:
+        function = import_source(hook) if isinstance(hook, str) else hook
+        wants_error = exc is not None and _takes_an_argument(function)
+        function(exc) if wants_error else function()
+    except Exception:
+        # A hook must not change the step's outcome; its failure is reported loudly instead.
+        logger.exception("the %s hook of step '%s' raised", kind, step_id)
+
+
+def _takes_an_argument(function: Any) -> bool:
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(
+        p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in parameters
+    )

@@ -1,0 +1,370 @@
+"""Compile: PipelineSpec + run configuration → RunPlan. Every check that can be made before a
+step runs is made here (graph, parameter names and types, input/output types, unknown steps in
+the configuration), with messages that name the step, the argument and where it was written."""
+
+from __future__ import annotations
+
+import json
+import typing
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, cast
+
+from gristmill._source import import_source, source_id
+from gristmill.artifacts.materializers.base import materializer_key
+from gristmill.config import RunConfig, StepConfig
+from gristmill.errors import (
+    ConfigError,
+    ParameterError,
+    PipelineDefinitionError,
+    describe_value,
+    did_you_mean,
+)
+from gristmill.spec import PipelineSpec, StepSpec, referenced_param, unescape_literal
+from gristmill.steps import INFRASTRUCTURE_SETTINGS, Retry, Step
+
+JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,),
+    "float": (int, float),
+    "str": (str,),
+    "bool": (bool,),
+    "list": (list, tuple),
+    "dict": (dict,),
+}
+
+
+@dataclass
+class StepPlan:
+    """One step invocation, resolved: the callable, its parameter values and options."""
+
+    spec: StepSpec
+    step: Step[Any]
+    step_run_id: str
+    position: int
+    parameters: dict[str, Any]
+    cache: bool
+    retries: Retry
+    enable_logs: bool
+    settings: dict[str, Any]
+    on_success: Any
+    on_failure: Any
+    version: str | None
+    output_types: dict[str, Any]
+    materializers: dict[str, str]
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+    def result_settings(self) -> dict[str, Any]:
+        """Settings that may change what the step computes (part of the cache key)."""
+        return {k: v for k, v in self.settings.items() if k not in INFRASTRUCTURE_SETTINGS}
+
+
+@dataclass
+class RunPlan:
+    run_id: str
+    run_name: str
+    spec: PipelineSpec
+    parameters: dict[str, Any]
+    config: RunConfig
+    order: list[str]
+    steps: dict[str, StepPlan] = field(default_factory=dict)
+
+    def upstream(self, step_id: str) -> set[str]:
+        return self.steps[step_id].spec.upstream()
+
+
+def compile_run(
+    spec: PipelineSpec,
+    config: RunConfig | None = None,
+    *,
+    functions: Mapping[str, Step[Any]] | None = None,
+    run_id: str | None = None,
+) -> RunPlan:
+    """Validate a pipeline spec against a run configuration and resolve every step."""
+    config = config or RunConfig()
+    order = spec.validate()
+    parameters = resolve_pipeline_parameters(spec, config.parameters)
+    unknown_steps = set(config.steps) - {s.id for s in spec.steps}
+    if unknown_steps:
+        name = sorted(unknown_steps)[0]
+        raise ConfigError(
+            f"the run configuration has settings for step '{name}', which pipeline "
+            f"'{spec.name}' does not have{did_you_mean(name, (s.id for s in spec.steps))}"
+        )
+    run_id = run_id or uuid.uuid4().hex
+    plan = RunPlan(
+        run_id=run_id,
+        run_name=_run_name(config.run_name, spec.name, run_id),
+        spec=spec,
+        parameters=parameters,
+        config=config,
+        order=order,
+    )
+    enable_cache = True if config.enable_cache is None else config.enable_cache
+    if spec.settings.get("enable_cache") is False and config.enable_cache is None:
+        enable_cache = False
+    for position, step_id in enumerate(order):
+        step_spec = spec.step(step_id)
+        step = (functions or {}).get(step_id) or load_step(step_spec)
+        plan.steps[step_id] = _plan_step(
+            step_spec, step, position, run_id, parameters, config.steps.get(step_id), enable_cache
+        )
+    for step_id in order:
+        _check_input_types(plan, plan.steps[step_id])
+    return plan
+
+
+def load_step(step_spec: StepSpec) -> Step[Any]:
+    where = f" ({step_spec.origin})" if step_spec.origin else ""
+    try:
+        obj = import_source(step_spec.source)
+    except (ImportError, AttributeError) as exc:
+        raise PipelineDefinitionError(
+            f"step '{step_spec.id}'{where}: cannot import '{step_spec.source}': {exc}. Use "
+            "'package.module:function' with the module importable from the working directory"
+        ) from exc
+    if isinstance(obj, Step):
+        return obj
+    if callable(obj):
+        return Step(obj)
+    raise PipelineDefinitionError(
+        f"step '{step_spec.id}'{where}: '{step_spec.source}' is not a function"
+    )
+
+
+def resolve_pipeline_parameters(spec: PipelineSpec, given: Mapping[str, Any]) -> dict[str, Any]:
+    """Pipeline parameter values: given ones checked by name and type, defaults filled in."""
+    where = f" ({spec.origin})" if spec.origin else ""
+    for name in given:
+        if name not in spec.parameters:
+            raise ParameterError(
+                f"pipeline '{spec.name}'{where} has no parameter '{name}'"
+                f"{did_you_mean(name, spec.parameters)}"
+            )
+    resolved: dict[str, Any] = {}
+    for name, param in spec.parameters.items():
+        if name in given:
+            resolved[name] = check_json_type(
+                given[name], param.type, f"pipeline '{spec.name}' parameter '{name}'"
+            )
+        elif param.required:
+            raise ParameterError(
+                f"pipeline '{spec.name}'{where} needs a value for parameter '{name}': pass "
+                f"{name}=... (or -p {name}=... on the command line)"
+            )
+        else:
+            resolved[name] = param.default
+    return resolved
+
+
+def check_json_type(value: Any, type_name: str, what: str) -> Any:
+    """The value, if it is JSON and of the declared JSON type (ints are accepted as floats)."""
+    ensure_json(value, what)
+    allowed: tuple[type, ...] | None = JSON_TYPES.get(type_name)
+    if value is None or allowed is None:
+        return value
+    if isinstance(value, bool) and type_name in ("int", "float"):
+        allowed = ()
+    if not isinstance(value, allowed):
+        raise ParameterError(f"{what} must be {type_name}, got {describe_value(value)}")
+    return float(cast(float, value)) if type_name == "float" else value
+
+
+def ensure_json(value: Any, what: str) -> None:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ParameterError(
+            f"{what} is {describe_value(value)}, which is not JSON ({exc}): parameters must be "
+            "numbers, strings, bools, None, lists or dicts of those. Pass data between steps as "
+            "a step output instead, or load it inside a step"
+        ) from None
+
+
+def json_type_of(annotation: Any) -> str:
+    """The JSON type name a Python annotation allows ('any' when it is not a simple one)."""
+    if annotation in (bool, int, float, str):
+        return str(annotation.__name__)
+    origin = typing.get_origin(annotation) or annotation
+    if origin in (list, tuple):
+        return "list"
+    if origin is dict:
+        return "dict"
+    return "any"
+
+
+def _plan_step(
+    spec: StepSpec,
+    step: Step[Any],
+    position: int,
+    run_id: str,
+    pipeline_parameters: dict[str, Any],
+    overrides: StepConfig | None,
+    enable_cache: bool,
+) -> StepPlan:
+    where = f" ({spec.origin})" if spec.origin else ""
+    overrides = overrides or StepConfig()
+    declared = step.inputs
+    settings_from_spec = spec.settings
+    # Parameter values: spec values (with ${param} resolved), then run-config overrides.
+    values: dict[str, Any] = {}
+    for name, raw in {**spec.parameters, **overrides.parameters}.items():
+        if name not in declared:
+            raise ParameterError(
+                f"step '{spec.id}'{where}: '{step.name}' has no parameter '{name}'"
+                f"{did_you_mean(name, declared)}"
+            )
+        if name in spec.inputs:
+            raise ParameterError(
+                f"step '{spec.id}'{where}: '{name}' is given both as an input from step "
+                f"'{spec.inputs[name].step}' and as a parameter; keep one"
+            )
+        ref = referenced_param(raw)
+        values[name] = pipeline_parameters[ref] if ref is not None else unescape_literal(raw)
+    for name, value in values.items():
+        annotation = declared[name].annotation
+        values[name] = check_json_type(
+            value, json_type_of(annotation), f"step '{spec.id}'{where}: parameter '{name}'"
+        )
+    for name, item in declared.items():
+        if name not in values and name not in spec.inputs:
+            if item.required:
+                raise ParameterError(
+                    f"step '{spec.id}'{where}: argument '{name}' of '{step.name}' has no value: "
+                    "pass it as a parameter or connect a step output to it"
+                )
+            default = item.default
+            try:
+                json.dumps(default)
+            except (TypeError, ValueError):
+                continue  # a non-JSON default stays in the function, outside the cache key
+            values[name] = default
+    for name in spec.inputs:
+        if name not in declared:
+            raise ParameterError(
+                f"step '{spec.id}'{where}: '{step.name}' has no argument '{name}' for the input "
+                f"from step '{spec.inputs[name].step}'{did_you_mean(name, declared)}"
+            )
+    options = step.options
+    cache = _first(overrides.cache, settings_from_spec.get("cache"), options.cache, enable_cache)
+    if not enable_cache:
+        cache = False
+    retries = Retry.coerce(
+        _first(overrides.retries, settings_from_spec.get("retries"), options.retries)
+    )
+    output_types = {name: out_type for name, (_, out_type) in step.output_types.items()}
+    return StepPlan(
+        spec=spec,
+        step=step,
+        step_run_id=uuid.uuid4().hex,
+        position=position,
+        parameters=values,
+        cache=bool(cache),
+        retries=retries,
+        enable_logs=bool(
+            _first(
+                overrides.enable_logs,
+                settings_from_spec.get("enable_logs"),
+                options.enable_logs,
+                True,
+            )
+        ),
+        settings={
+            **options.settings,
+            **settings_from_spec.get("settings", {}),
+            **overrides.settings,
+        },
+        on_success=_hook(
+            overrides.on_success, settings_from_spec.get("on_success"), options.on_success
+        ),
+        on_failure=_hook(
+            overrides.on_failure, settings_from_spec.get("on_failure"), options.on_failure
+        ),
+        version=_first(overrides.version, settings_from_spec.get("version"), options.version),
+        output_types=output_types,
+        materializers={name: materializer_key(t) for name, t in output_types.items()},
+    )
+
+
+def _check_input_types(plan: RunPlan, step_plan: StepPlan) -> None:
+    spec = step_plan.spec
+    where = f" ({spec.origin})" if spec.origin else ""
+    for arg, ref in spec.inputs.items():
+        produced = plan.steps[ref.step].output_types.get(ref.output, Any)
+        expected = step_plan.step.inputs[arg].annotation
+        if not _compatible(produced, expected):
+            raise PipelineDefinitionError(
+                f"step '{spec.id}'{where}: input '{arg}' expects {_type_label(expected)}, but output "
+                f"'{ref.output}' of step '{ref.step}' is {_type_label(produced)}; change one of the "
+                "annotations or convert in a step between them"
+            )
+
+
+def _compatible(produced: Any, expected: Any) -> bool:
+    """Conservative: only a definite mismatch between two plain classes is an error."""
+    produced = _plain(produced)
+    expected = _plain(expected)
+    if produced is None or expected is None or expected is object or produced is object:
+        return True
+    if expected is float and produced is int:
+        return True
+    try:
+        return issubclass(produced, expected) or issubclass(expected, produced)
+    except TypeError:
+        return True
+
+
+def _plain(annotation: Any) -> type | None:
+    if typing.get_origin(annotation) is typing.Annotated:
+        annotation = typing.get_args(annotation)[0]
+    origin = typing.get_origin(annotation)
+    if origin is not None:
+        return origin if isinstance(origin, type) else None
+    return annotation if isinstance(annotation, type) else None
+
+
+def _type_label(annotation: Any) -> str:
+    plain = _plain(annotation)
+    return plain.__name__ if plain is not None else repr(annotation)
+
+
+def _hook(override: Any, in_spec: Any, declared: Any) -> Any:
+    """The hook to call: the step's own callable when the spec names that same callable (a
+    local function cannot be imported back by name), else the named one."""
+    if override is not None:
+        return override
+    if declared is not None and (
+        in_spec is None
+        or in_spec == (declared if isinstance(declared, str) else source_id(declared))
+    ):
+        return declared
+    return in_spec
+
+
+def _first(*values: Any) -> Any:
+    for value in values:
+        if value is not None:
+            return value
+    return None
+
+
+def _run_name(template: str | None, pipeline: str, run_id: str) -> str:
+    now = datetime.now(timezone.utc)
+    if not template:
+        return f"{pipeline}-{now:%Y%m%d-%H%M%S}-{run_id[:6]}"
+    try:
+        return template.format(
+            pipeline=pipeline,
+            date=f"{now:%Y-%m-%d}",
+            time=f"{now:%H%M%S}",
+            id=run_id[:8],
+        )
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ConfigError(
+            f"run name template {template!r} is not valid ({exc}): use the fields "
+            "{pipeline}, {date}, {time} and {id}"
+        ) from None

@@ -1,0 +1,283 @@
+"""One run's state in one process: its plan, its stores, the outputs published so far, its
+heartbeat. Orchestrators drive a RunContext; they never touch the stores themselves."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from gristmill.artifacts import ArtifactStore
+from gristmill.errors import NotFoundError
+from gristmill.execution.launcher import StepOutcome, launch_step
+from gristmill.execution.plan import RunPlan
+from gristmill.stacks import Stack
+from gristmill.store import ArtifactVersionRecord, MetadataStore, RunRecord, Status, StepRunRecord
+from gristmill.store.base import HEARTBEAT_SECONDS
+
+
+class RunListener:
+    """Told when steps start and finish (the CLI shows progress with it). Methods take
+    keyword arguments and ``**future`` so new information can be added without breaking."""
+
+    def step_started(self, *, step_id: str, **future: Any) -> None:
+        """A step is about to run (or be served from cache)."""
+
+    def step_finished(self, *, step_id: str, status: str, **future: Any) -> None:
+        """A step completed, was cached, failed or was stopped."""
+
+
+class RunContext:
+    """The run being executed: orchestrators call ``launch``/``skip`` per step."""
+
+    def __init__(
+        self,
+        plan: RunPlan,
+        *,
+        store: MetadataStore,
+        artifact_store: ArtifactStore,
+        stack: Stack,
+        orchestrator: str,
+        listeners: Iterable[RunListener] = (),
+    ) -> None:
+        self.listeners = list(listeners)
+        self.plan = plan
+        self.store = store
+        self.artifact_store = artifact_store
+        self.stack = stack
+        self.orchestrator = orchestrator
+        self.outcomes: dict[str, StepOutcome] = {}
+        self._outputs: dict[str, dict[str, ArtifactVersionRecord]] = {}
+        self._lock = threading.Lock()
+        self._stop_heartbeat = threading.Event()
+        self._heartbeat: threading.Thread | None = None
+        self._git: _GitProbe | None = None
+        self._environment: dict[str, Any] = {}
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Record the run and its pending step runs; start the heartbeat."""
+        plan = self.plan
+        now = time.time()
+        self._git = _GitProbe()
+        self._environment = _environment()
+        version_id = self.store.register_pipeline_version(
+            plan.spec.name, plan.spec.hash, plan.spec.to_json()
+        )
+        record = RunRecord(
+            id=plan.run_id,
+            name=plan.run_name,
+            pipeline_name=plan.spec.name,
+            pipeline_version_id=version_id,
+            status=Status.RUNNING,
+            created_at=now,
+            started_at=now,
+            heartbeat_at=now,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            orchestrator=self.orchestrator,
+            stack=self.stack.to_dict(),
+            config={**plan.config.to_dict(), "resolved_parameters": plan.parameters},
+            environment=self._environment,
+            tags=list(plan.config.tags),
+        )
+        steps = [
+            StepRunRecord(
+                id=p.step_run_id,
+                run_id=plan.run_id,
+                name=p.id,
+                source=p.spec.source,
+                status=Status.PENDING,
+                created_at=now,
+                position=p.position,
+                parameters=p.parameters,
+            )
+            for p in plan.steps.values()
+        ]
+        self.store.create_run(record, steps)
+        self._heartbeat = threading.Thread(
+            target=self._beat, name=f"gristmill-heartbeat-{plan.run_id[:8]}", daemon=True
+        )
+        self._heartbeat.start()
+
+    def _beat(self) -> None:
+        while not self._stop_heartbeat.wait(HEARTBEAT_SECONDS):
+            try:
+                self.store.heartbeat(self.plan.run_id, time.time())
+            except Exception:  # a missed beat is retried next time; the run goes on
+                continue
+
+    def finish(self, *, error: str | None = None, interrupted: bool = False) -> str:
+        """Stop what never ran, set the run's final status and return it."""
+        self._stop_heartbeat.set()
+        never_ran = [s for s in self.plan.order if s not in self.outcomes]
+        if never_ran:
+            reason = (
+                "the run was interrupted"
+                if interrupted
+                else (error or "the run ended before this step ran")
+            )
+            self.skip(never_ran, reason)
+        statuses = {o.status for o in self.outcomes.values()}
+        if interrupted:
+            status = Status.STOPPED
+        elif Status.FAILED in statuses or error:
+            status = Status.FAILED
+        elif Status.STOPPED in statuses:
+            status = Status.STOPPED
+        else:
+            status = Status.COMPLETED
+        failed = [o for o in self.outcomes.values() if o.status == Status.FAILED]
+        if error is None and failed:
+            error = f"step '{failed[0].step_id}' failed: {type(failed[0].error).__name__}: {failed[0].error}"
+        environment = None
+        if self._git is not None and self._git.wait():
+            environment = {**self._environment, "git": self._git.result}
+        self.store.finish_run(
+            self.plan.run_id,
+            status=status,
+            ended_at=time.time(),
+            error=error,
+            environment=environment,
+        )
+        return status
+
+    @classmethod
+    def attach(cls, run_ref: str, *, store: MetadataStore) -> RunContext:
+        """The context of a run recorded (and started) elsewhere, to launch some of its steps
+        in this process: same plan, same step run ids, same stack."""
+        from gristmill.config import RunConfig
+        from gristmill.execution.plan import compile_run
+        from gristmill.spec import PipelineSpec
+
+        record = store.get_run(run_ref)
+        spec = PipelineSpec.from_json(store.get_pipeline_spec(record.pipeline_version_id))
+        config = RunConfig.from_dict(
+            {k: v for k, v in record.config.items() if k != "resolved_parameters"}
+        )
+        plan = compile_run(spec, config, run_id=record.id)
+        plan.run_name = record.name
+        for step_run in store.get_step_runs(record.id):
+            if step_run.name in plan.steps:
+                plan.steps[step_run.name].step_run_id = step_run.id
+        stack = Stack.from_dict(record.stack)
+        return cls(
+            plan,
+            store=store,
+            artifact_store=stack.artifact_store(),
+            stack=stack,
+            orchestrator=record.orchestrator or "unknown",
+        )
+
+    # -- what orchestrators call --------------------------------------------------------------
+
+    def launch(self, step_id: str) -> StepOutcome:
+        for listener in self.listeners:
+            listener.step_started(step_id=step_id)
+        outcome = launch_step(self, step_id)
+        with self._lock:
+            self.outcomes[step_id] = outcome
+        for listener in self.listeners:
+            listener.step_finished(step_id=step_id, status=outcome.status)
+        return outcome
+
+    def skip(self, step_ids: Iterable[str], reason: str) -> None:
+        """Mark steps that will not run (their upstream failed, or the run stopped)."""
+        step_ids = [s for s in step_ids if s not in self.outcomes]
+        if not step_ids:
+            return
+        self.store.stop_step_runs(self.plan.run_id, step_ids, reason=reason, at=time.time())
+        with self._lock:
+            for step_id in step_ids:
+                self.outcomes[step_id] = StepOutcome(step_id, Status.STOPPED)
+        for step_id in step_ids:
+            for listener in self.listeners:
+                listener.step_finished(step_id=step_id, status=Status.STOPPED)
+
+    def blocked_by(self, step_id: str) -> str | None:
+        """The upstream step that did not succeed, if any (then ``step_id`` cannot run)."""
+        for up in sorted(self.plan.upstream(step_id)):
+            outcome = self.outcomes.get(up)
+            if outcome is not None and outcome.status not in Status.SUCCEEDED:
+                return up
+        return None
+
+    # -- outputs ------------------------------------------------------------------------------
+
+    def record_outputs(self, step_id: str, outputs: dict[str, ArtifactVersionRecord]) -> None:
+        with self._lock:
+            self._outputs[step_id] = outputs
+
+    def output_of(self, step_id: str, output: str) -> ArtifactVersionRecord:
+        """An output published earlier in this run (asked of the store when another process
+        ran that step)."""
+        produced = self._outputs.get(step_id)
+        if produced is None:
+            step_run_id = self.plan.steps[step_id].step_run_id
+            produced = self.store.get_step_run_io([step_run_id])[step_run_id][1]
+            if produced:
+                self.record_outputs(step_id, produced)
+        if output not in produced:
+            raise NotFoundError(
+                f"output '{output}' of step '{step_id}' is not in the store for run "
+                f"{self.plan.run_name}: that step has not completed"
+            )
+        return produced[output]
+
+
+def _environment() -> dict[str, Any]:
+    from gristmill._version import __version__
+
+    return {
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(terse=True),
+        "gristmill": __version__,
+        "argv": list(sys.argv),
+        "cwd": str(Path.cwd()),
+    }
+
+
+class _GitProbe:
+    """Asks git for the commit and dirty flag in the background while the run goes on (git can
+    take tens of milliseconds), and stores the answer with the run when it finishes."""
+
+    def __init__(self) -> None:
+        self.result: dict[str, Any] = {}
+        self._thread = threading.Thread(target=self._probe, name="gristmill-git", daemon=True)
+        self._thread.start()
+
+    def _probe(self) -> None:
+        try:
+            commit = subprocess.run(
+                ["git", "rev-parse", "HEAD"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=False,
+            )
+            if commit.returncode != 0:
+                return
+            status = subprocess.run(
+                ["git", "status", "--porcelain", "--untracked-files=no"],
+                capture_output=True,
+                text=True,
+                timeout=10,
+                check=False,
+            )
+            self.result = {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
+        except (OSError, subprocess.SubprocessError):
+            return
+
+    def wait(self) -> bool:
+        """Whether git answered (the project is a git checkout)."""
+        self._thread.join(timeout=10)
+        return bool(self.result)

@@ -1,0 +1,41 @@
+"""The orchestrator extension point. ``run`` (here) records the run, handles interruption and
+sets the final status; a flavor implements only ``_run``: decide where and when each step
+runs, and for each call ``run.launch(step_id)`` (or, remotely, the launcher entry point).
+An orchestrator never executes step logic itself."""
+
+from __future__ import annotations
+
+import abc
+from typing import Any, ClassVar
+
+from gristmill.execution import RunContext
+
+
+class Orchestrator(abc.ABC):
+    flavor: ClassVar[str]
+
+    def __init__(self, **config: Any) -> None:
+        if config:
+            from gristmill.errors import ConfigError
+
+            raise ConfigError(
+                f"orchestrator flavor '{self.flavor}' takes no setting(s) {sorted(config)}"
+            )
+
+    def run(self, run: RunContext) -> str:
+        """Execute a run to the end and return its final status."""
+        run.start()
+        try:
+            self._run(run)
+        except KeyboardInterrupt:
+            run.finish(interrupted=True)
+            raise
+        except BaseException as exc:
+            run.finish(error=f"orchestrator {self.flavor} failed: {type(exc).__name__}: {exc}")
+            raise
+        return run.finish()
+
+    @abc.abstractmethod
+    def _run(self, run: RunContext) -> None:
+        """Launch every step of ``run.plan`` once its upstream steps succeeded; skip (with
+        ``run.skip``) those whose upstream did not."""

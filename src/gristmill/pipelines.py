@@ -1,0 +1,534 @@
+"""``@pipeline``: tracing a pipeline function into a PipelineSpec, and calling it (compile,
+run on the active stack, return the tracked Run).
+
+While the function body runs under tracing, each step call records an invocation and returns
+placeholders for its outputs; pipeline parameters are traced too, so a step parameter fed
+straight from a pipeline parameter is recorded as ``${name}`` (the spec stays the same for
+every value, and exports to YAML as written).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, NoReturn, TypeVar, overload
+
+from gristmill._source import source_id
+from gristmill.client import Client, Run
+from gristmill.config import RunConfig, StepConfig
+from gristmill.errors import (
+    ParameterError,
+    PipelineDefinitionError,
+    RunFailedError,
+    describe_value,
+    did_you_mean,
+)
+from gristmill.execution import RunContext, RunListener, compile_run
+from gristmill.execution.plan import RunPlan, ensure_json, json_type_of
+from gristmill.spec import (
+    InputRef,
+    ParameterSpec,
+    PipelineSpec,
+    StepSpec,
+    escape_literal,
+    param_ref,
+)
+from gristmill.steps import Step, reset_tracer, set_tracer
+from gristmill.store import Status
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+# -- placeholders returned while tracing -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OutputRef:
+    """A placeholder for one output of a step invocation while a pipeline is traced."""
+
+    step_id: str
+    name: str
+    origin: str
+
+    def _misuse(self, what: str) -> NoReturn:
+        raise PipelineDefinitionError(
+            f"{self.origin}: {what} on the output '{self.name}' of step '{self.step_id}': while a "
+            "pipeline is defined, step outputs are placeholders; their values exist only when the "
+            "step runs. Pass the output to another step and do this work inside that step"
+        )
+
+    def __bool__(self) -> bool:  # noqa: PLE0304 - it never returns: a truth test is an error
+        self._misuse("a truth test (if/while/and/or)")
+
+    def __iter__(self) -> Iterator[Any]:
+        self._misuse("unpacking or iterating (the step has one output)")
+
+    def __getitem__(self, key: Any) -> Any:
+        self._misuse(f"indexing [{key!r}] (the step has one output)")
+
+    def __getattr__(self, attribute: str) -> Any:
+        if attribute.startswith("__"):
+            raise AttributeError(attribute)
+        self._misuse(f"reading the attribute '.{attribute}'")
+
+
+class StepOutputs(tuple):  # type: ignore[type-arg]
+    """The outputs of a step with several: unpack it (``a, b = split(df)``) or pick one by
+    name (``split(df)["train"]``)."""
+
+    step_id: str
+    names: tuple[str, ...]
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            if key not in self.names:
+                raise PipelineDefinitionError(
+                    f"step '{self.step_id}' has no output '{key}'{did_you_mean(key, self.names)}"
+                )
+            return super().__getitem__(self.names.index(key))
+        return super().__getitem__(key)
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """What calling a step with no outputs returns: usable in another step's ``after=``."""
+
+    step_id: str
+
+
+def _make_outputs(step_id: str, names: list[str], origin: str) -> Any:
+    if not names:
+        return Invocation(step_id)
+    refs = [OutputRef(step_id, name, origin) for name in names]
+    if len(refs) == 1:
+        return refs[0]
+    outputs = StepOutputs(refs)
+    outputs.step_id = step_id
+    outputs.names = tuple(names)
+    return outputs
+
+
+# -- traced pipeline parameters ------------------------------------------------------------------
+
+_TRACEABLE = (int, float, str, list, dict)
+_traced_classes: dict[type, type] = {}
+
+
+def _traced(value: Any, name: str) -> Any:
+    """The value, marked as pipeline parameter ``name`` (bools and None cannot be subclassed
+    and are recorded by value)."""
+    base = type(value)
+    if base not in _TRACEABLE:
+        return value
+    cls = _traced_classes.get(base)
+    if cls is None:
+        cls = type(f"Traced{base.__name__.title()}", (base,), {})
+        _traced_classes[base] = cls
+    marked = cls(value)
+    marked._gristmill_param = name
+    return marked
+
+
+def _parameter_of(value: Any) -> str | None:
+    return (
+        getattr(value, "_gristmill_param", None)
+        if type(value) in _traced_classes.values()
+        else None
+    )
+
+
+def _plain(value: Any) -> Any:
+    base = next((b for b, c in _traced_classes.items() if type(value) is c), None)
+    return base(value) if base is not None else value
+
+
+# -- tracing -------------------------------------------------------------------------------------
+
+
+class _Tracer:
+    def __init__(self, pipeline_name: str) -> None:
+        self.pipeline_name = pipeline_name
+        self.steps: list[StepSpec] = []
+        self.functions: dict[str, Step[Any]] = {}
+        self.outputs: dict[str, list[str]] = {}
+
+    def record(
+        self, step: Step[Any], args: tuple[Any, ...], kwargs: dict[str, Any], origin: str
+    ) -> Any:
+        step_id = kwargs.pop("id", None)
+        after = kwargs.pop("after", None)
+        try:
+            bound = step._signature.bind_partial(*args, **kwargs)
+        except TypeError as exc:
+            unknown = [k for k in kwargs if k not in step.inputs]
+            hint = did_you_mean(unknown[0], step.inputs) if unknown else ""
+            raise ParameterError(f"{origin}: calling step '{step.name}': {exc}{hint}") from None
+        step_id = self._invocation_id(step, step_id, origin)
+        parameters: dict[str, Any] = {}
+        inputs: dict[str, InputRef] = {}
+        for arg, value in bound.arguments.items():
+            if isinstance(value, OutputRef):
+                inputs[arg] = InputRef(value.step_id, value.name)
+            elif isinstance(value, StepOutputs):
+                raise PipelineDefinitionError(
+                    f"{origin}: argument '{arg}' of step '{step_id}' gets all {len(value)} outputs "
+                    f"of step '{value.step_id}' ({', '.join(value.names)}); pass one of them, e.g. "
+                    f'{value.step_id}(...)["{value.names[0]}"], or unpack them first'
+                )
+            elif isinstance(value, Invocation):
+                raise PipelineDefinitionError(
+                    f"{origin}: argument '{arg}' of step '{step_id}' gets step '{value.step_id}', "
+                    "which has no outputs; use after=... to order steps without passing data"
+                )
+            elif _parameter_of(value) is not None:
+                parameters[arg] = param_ref(str(_parameter_of(value)))
+            else:
+                if _contains_placeholder(value):
+                    raise PipelineDefinitionError(
+                        f"{origin}: argument '{arg}' of step '{step_id}' holds step outputs inside "
+                        f"a {type(value).__name__}; pass each output to its own argument"
+                    )
+                ensure_json(_plain(value), f"{origin}: parameter '{arg}' of step '{step_id}'")
+                parameters[arg] = escape_literal(json.loads(json.dumps(_plain(value))))
+        spec = StepSpec(
+            id=step_id,
+            source=step.source,
+            parameters=parameters,
+            inputs=inputs,
+            after=self._after(after, step_id, origin),
+            outputs=step.outputs,
+            settings=step.options.to_spec(),
+            origin=origin,
+        )
+        self.steps.append(spec)
+        self.functions[step_id] = step
+        return _make_outputs(step_id, list(step.outputs), origin)
+
+    def _invocation_id(self, step: Step[Any], explicit: Any, origin: str) -> str:
+        taken = {s.id for s in self.steps}
+        if explicit is not None:
+            if not isinstance(explicit, str):
+                raise PipelineDefinitionError(f"{origin}: id= must be a string, got {explicit!r}")
+            if explicit in taken:
+                raise PipelineDefinitionError(
+                    f"{origin}: a step with id '{explicit}' is already in pipeline "
+                    f"'{self.pipeline_name}'; give this invocation another id"
+                )
+            return explicit
+        if step.name not in taken:
+            return step.name
+        n = 2
+        while f"{step.name}_{n}" in taken:
+            n += 1
+        return f"{step.name}_{n}"
+
+    def _after(self, after: Any, step_id: str, origin: str) -> list[str]:
+        if after is None:
+            return []
+        items = (
+            after
+            if isinstance(after, (list, tuple)) and not isinstance(after, StepOutputs)
+            else [after]
+        )
+        ids = []
+        for item in items:
+            if isinstance(item, (OutputRef, StepOutputs, Invocation)):
+                ids.append(item.step_id)
+            elif isinstance(item, str):
+                ids.append(item)
+            elif isinstance(item, Step):
+                ids.append(item.name)
+            else:
+                raise PipelineDefinitionError(
+                    f"{origin}: after= of step '{step_id}' takes step outputs, step ids or steps, "
+                    f"not {describe_value(item)}"
+                )
+        return sorted(set(ids))
+
+
+def _contains_placeholder(value: Any) -> bool:
+    if isinstance(value, (OutputRef, StepOutputs, Invocation)):
+        return True
+    if isinstance(value, (list, tuple, set)):
+        return any(_contains_placeholder(v) for v in value)
+    if isinstance(value, dict):
+        return any(_contains_placeholder(v) for v in value.values())
+    return False
+
+
+# -- the pipeline --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Options:
+    name: str
+    config: RunConfig
+    orchestrator: dict[str, Any] | None = None
+
+
+class Pipeline(Generic[F]):
+    """A pipeline: calling it runs it and returns the tracked :class:`~gristmill.Run`."""
+
+    def __init__(self, func: F, *, options: _Options) -> None:
+        self.func = func
+        self._options = options
+        functools.update_wrapper(self, func)
+        self._signature = inspect.signature(func)
+        for p in self._signature.parameters.values():
+            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                raise PipelineDefinitionError(
+                    f"pipeline '{options.name}' ({_where(func)}): *{p.name} is not supported; "
+                    "give every pipeline parameter a name"
+                )
+
+    @property
+    def name(self) -> str:
+        return self._options.name
+
+    @property
+    def orchestrator_options(self) -> dict[str, Any] | None:
+        """The orchestrator chosen with ``with_options(orchestrator=...)``, if any."""
+        return dict(self._options.orchestrator) if self._options.orchestrator else None
+
+    def __repr__(self) -> str:
+        return f"<pipeline {self.name} ({source_id(self.func)})>"
+
+    @functools.cached_property
+    def parameters(self) -> dict[str, ParameterSpec]:
+        import typing
+
+        try:
+            hints = typing.get_type_hints(self.func)
+        except Exception:
+            hints = {}
+        result = {}
+        for p in self._signature.parameters.values():
+            required = p.default is inspect.Parameter.empty
+            default = None if required else p.default
+            if not required:
+                ensure_json(
+                    default,
+                    f"pipeline '{self.name}' ({_where(self.func)}): default of parameter '{p.name}'",
+                )
+            result[p.name] = ParameterSpec(
+                type=json_type_of(hints.get(p.name)), default=default, required=required
+            )
+        return result
+
+    def with_options(
+        self,
+        *,
+        name: str | None = None,
+        enable_cache: bool | None = None,
+        run_name: str | None = None,
+        tags: list[str] | None = None,
+        settings: dict[str, Any] | None = None,
+        steps: Mapping[str, StepConfig | Mapping[str, Any]] | None = None,
+        orchestrator: str | Mapping[str, Any] | None = None,
+        config: RunConfig | None = None,
+    ) -> Pipeline[F]:
+        """A copy with run options changed. ``steps`` maps step ids to overrides (cache,
+        retries, settings, enable_logs, parameters); ``orchestrator`` picks the orchestrator for
+        these runs (``"local_parallel"`` or ``{"flavor": "local_parallel", "max_workers": 8}``)."""
+        step_configs = {
+            k: v if isinstance(v, StepConfig) else StepConfig.from_dict(k, dict(v))
+            for k, v in (steps or {}).items()
+        }
+        change = RunConfig(
+            enable_cache=enable_cache,
+            run_name=run_name,
+            tags=list(tags or []),
+            steps=step_configs,
+            settings=dict(settings or {}),
+        )
+        merged = self._options.config.merged(config) if config is not None else self._options.config
+        orchestrator_options = self._options.orchestrator
+        if orchestrator is not None:
+            orchestrator_options = (
+                {"flavor": orchestrator} if isinstance(orchestrator, str) else dict(orchestrator)
+            )
+            if "flavor" not in orchestrator_options:
+                raise PipelineDefinitionError(
+                    'orchestrator={...} needs a "flavor" key, e.g. {"flavor": "local_parallel"}'
+                )
+        options = _Options(
+            name=name or self.name, config=merged.merged(change), orchestrator=orchestrator_options
+        )
+        return Pipeline(self.func, options=options)
+
+    # -- definition ---------------------------------------------------------------------------
+
+    def bind(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """The parameter values a call gives, by name."""
+        unknown = [k for k in kwargs if k not in self._signature.parameters]
+        if unknown:
+            raise ParameterError(
+                f"pipeline '{self.name}' ({_where(self.func)}) has no parameter '{unknown[0]}'"
+                f"{did_you_mean(unknown[0], self._signature.parameters)}"
+            )
+        try:
+            bound = self._signature.bind_partial(*args, **kwargs)
+        except TypeError as exc:
+            raise ParameterError(f"pipeline '{self.name}' ({_where(self.func)}): {exc}") from None
+        return dict(bound.arguments)
+
+    def trace(
+        self, parameters: Mapping[str, Any] | None = None
+    ) -> tuple[PipelineSpec, dict[str, Step[Any]]]:
+        """Run the pipeline body with placeholders: its spec and the step objects it used."""
+        values = {name: p.default for name, p in self.parameters.items() if not p.required}
+        values.update(parameters or {})
+        for name, p in self.parameters.items():
+            if name not in values:
+                values[name] = None if p.type == "any" else _placeholder_for(p.type)
+        tracer = _Tracer(self.name)
+        token = set_tracer(tracer)
+        try:
+            self.func(**{k: _traced(v, k) for k, v in values.items()})
+        finally:
+            reset_tracer(token)
+        if not tracer.steps:
+            raise PipelineDefinitionError(
+                f"pipeline '{self.name}' ({_where(self.func)}) calls no steps: call @step "
+                "functions inside its body"
+            )
+        settings = {"enable_cache": False} if self._options.config.enable_cache is False else {}
+        spec = PipelineSpec(
+            name=self.name,
+            steps=tracer.steps,
+            parameters=dict(self.parameters),
+            settings=settings,
+            origin=_where(self.func),
+        )
+        return spec, tracer.functions
+
+    def spec(self, **parameters: Any) -> PipelineSpec:
+        return self.trace(parameters)[0]
+
+    def compile(self, *args: Any, **kwargs: Any) -> RunPlan:
+        """Everything calling the pipeline checks, without running anything."""
+        given = self.bind(*args, **kwargs)
+        spec, functions = self.trace(given)
+        return compile_run(
+            spec, self._options.config.merged(RunConfig(parameters=given)), functions=functions
+        )
+
+    # -- running ------------------------------------------------------------------------------
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Run:
+        from gristmill.steps import active_tracer
+
+        if active_tracer() is not None:
+            raise PipelineDefinitionError(
+                f"pipeline '{self.name}' was called inside another pipeline's body; pipelines "
+                "cannot be nested: call its steps directly"
+            )
+        plan = self.compile(*args, **kwargs)
+        return execute(plan, orchestrator=self.orchestrator_options)
+
+
+def execute(
+    plan: RunPlan,
+    *,
+    orchestrator: Mapping[str, Any] | None = None,
+    listeners: Sequence[RunListener] = (),
+) -> Run:
+    """Run a compiled plan on the active stack and return the tracked run; raises
+    RunFailedError (with ``.run``) when a step failed."""
+    import time
+
+    from gristmill.project import find_project
+
+    project = find_project()
+    store = project.store()
+    store.reap_dead_runs(time.time())
+    stack = project.stack()
+    if orchestrator is not None:
+        options = dict(orchestrator)
+        flavor = options.pop("flavor")
+        from gristmill.stacks import Component, Stack
+
+        components = {
+            **stack.components,
+            "orchestrator": Component("orchestrator", flavor, flavor, options),
+        }
+        stack = Stack(stack.name, components)
+    runner = stack.orchestrator()
+    context = RunContext(
+        plan,
+        store=store,
+        artifact_store=stack.artifact_store(),
+        stack=stack,
+        orchestrator=runner.flavor,
+        listeners=listeners,
+    )
+    status = runner.run(context)
+    run = Client(project=project).get_run(plan.run_id)
+    if status == Status.FAILED:
+        failed = [o for o in context.outcomes.values() if o.status == Status.FAILED]
+        message = f"run {plan.run_name} failed"
+        if failed:
+            first = failed[0]
+            message += (
+                f": step '{first.step_id}' raised {type(first.error).__name__}: {first.error}"
+            )
+        raise RunFailedError(message, run) from (failed[0].error if failed else None)
+    return run
+
+
+def _placeholder_for(type_name: str) -> Any:
+    return {"int": 0, "float": 0.0, "str": "", "bool": False, "list": [], "dict": {}}.get(type_name)
+
+
+def _where(func: Any) -> str:
+    code = getattr(func, "__code__", None)
+    return f"{code.co_filename}:{code.co_firstlineno}" if code else "<unknown>"
+
+
+@overload
+def pipeline(func: F, /) -> Pipeline[F]: ...
+
+
+@overload
+def pipeline(
+    *,
+    name: str | None = None,
+    enable_cache: bool | None = None,
+    run_name: str | None = None,
+    tags: list[str] | None = None,
+    settings: dict[str, Any] | None = None,
+) -> Callable[[F], Pipeline[F]]: ...
+
+
+def pipeline(
+    func: F | None = None,
+    /,
+    *,
+    name: str | None = None,
+    enable_cache: bool | None = None,
+    run_name: str | None = None,
+    tags: list[str] | None = None,
+    settings: dict[str, Any] | None = None,
+) -> Pipeline[F] | Callable[[F], Pipeline[F]]:
+    """Make a function a pipeline: its body calls steps, passing outputs to inputs; its
+    parameters are the pipeline's parameters. Calling the pipeline runs it and returns a Run.
+
+    ``enable_cache=False`` turns caching off for every step; ``run_name`` is a template with
+    ``{pipeline}``, ``{date}``, ``{time}`` and ``{id}``.
+    """
+
+    def decorate(f: F) -> Pipeline[F]:
+        config = RunConfig(
+            enable_cache=enable_cache,
+            run_name=run_name,
+            tags=list(tags or []),
+            settings=dict(settings or {}),
+        )
+        return Pipeline(f, options=_Options(name=name or f.__name__, config=config))
+
+    if func is not None:
+        return decorate(func)
+    return decorate

@@ -1,0 +1,327 @@
+"""PipelineSpec and StepSpec: the plain, hashable, JSON round-trippable form of a pipeline that
+Python tracing and YAML loading both produce. This module knows nothing of functions or storage.
+
+A step parameter that refers to a pipeline parameter is the string ``"${name}"`` (as in YAML);
+a literal string that starts with ``${`` is written ``$${``.
+"""
+
+from __future__ import annotations
+
+import heapq
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from gristmill._hashing import canonical_json, hash_json
+from gristmill.errors import PipelineDefinitionError, did_you_mean
+
+SPEC_VERSION = 1
+STEP_ID_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+PARAM_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+
+
+def param_ref(name: str) -> str:
+    return "${" + name + "}"
+
+
+def referenced_param(value: Any) -> str | None:
+    """The pipeline parameter a step parameter value refers to, if it is a ``${name}``."""
+    if isinstance(value, str):
+        match = PARAM_REF.match(value)
+        if match:
+            return match.group(1)
+    return None
+
+
+def escape_literal(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith("${"):
+        return "$" + value
+    return value
+
+
+def unescape_literal(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith("$${"):
+        return value[1:]
+    return value
+
+
+@dataclass(frozen=True)
+class InputRef:
+    """An input fed by ``output`` of step ``step``."""
+
+    step: str
+    output: str
+
+    def __str__(self) -> str:
+        return f"{self.step}.{self.output}"
+
+    @classmethod
+    def parse(cls, text: str) -> InputRef:
+        step, _, output = text.partition(".")
+        return cls(step, output or "output")
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    """One declared output of a step: its Python type (as a dotted name) and artifact name."""
+
+    type: str = "typing.Any"
+    artifact_name: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"type": self.type}
+        if self.artifact_name:
+            data["artifact_name"] = self.artifact_name
+        return data
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    """A pipeline parameter: its JSON type name and default (``required`` when it has none)."""
+
+    type: str = "any"
+    default: Any = None
+    required: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"type": self.type}
+        if self.required:
+            data["required"] = True
+        else:
+            data["default"] = self.default
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ParameterSpec:
+        return cls(
+            type=data.get("type", "any"),
+            default=data.get("default"),
+            required=bool(data.get("required", False)),
+        )
+
+
+@dataclass
+class StepSpec:
+    """One step invocation in a pipeline.
+
+    ``origin`` (file:line of the invocation, or of the YAML entry) is for error messages only
+    and is not part of the hash.
+    """
+
+    id: str
+    source: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+    inputs: dict[str, InputRef] = field(default_factory=dict)
+    after: list[str] = field(default_factory=list)
+    outputs: dict[str, OutputSpec] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    origin: str | None = None
+
+    @property
+    def function_name(self) -> str:
+        return self.source.rpartition(":")[2].rpartition(".")[2]
+
+    def upstream(self) -> set[str]:
+        return {ref.step for ref in self.inputs.values()} | set(self.after)
+
+    def to_dict(self, *, with_origin: bool = True) -> dict[str, Any]:
+        data: dict[str, Any] = {"id": self.id, "source": self.source}
+        if self.parameters:
+            data["parameters"] = dict(self.parameters)
+        if self.inputs:
+            data["inputs"] = {name: str(ref) for name, ref in self.inputs.items()}
+        if self.after:
+            data["after"] = sorted(self.after)
+        data["outputs"] = {name: out.to_dict() for name, out in self.outputs.items()}
+        if self.settings:
+            data["settings"] = dict(self.settings)
+        if with_origin and self.origin:
+            data["origin"] = self.origin
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StepSpec:
+        return cls(
+            id=data["id"],
+            source=data["source"],
+            parameters=dict(data.get("parameters", {})),
+            inputs={k: InputRef.parse(v) for k, v in data.get("inputs", {}).items()},
+            after=list(data.get("after", [])),
+            outputs={
+                k: OutputSpec(v.get("type", "typing.Any"), v.get("artifact_name"))
+                for k, v in data.get("outputs", {}).items()
+            },
+            settings=dict(data.get("settings", {})),
+            origin=data.get("origin"),
+        )
+
+
+@dataclass
+class PipelineSpec:
+    """A whole pipeline: name, parameters, step invocations in definition order, settings."""
+
+    name: str
+    steps: list[StepSpec]
+    parameters: dict[str, ParameterSpec] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    origin: str | None = None
+
+    def __post_init__(self) -> None:
+        self._by_id = {s.id: s for s in self.steps}
+
+    def __iter__(self) -> Iterator[StepSpec]:
+        return iter(self.steps)
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    def step(self, step_id: str) -> StepSpec:
+        try:
+            return self._by_id[step_id]
+        except KeyError:
+            raise PipelineDefinitionError(
+                f"pipeline '{self.name}' has no step '{step_id}'{did_you_mean(step_id, self._by_id)}"
+            ) from None
+
+    def to_dict(self, *, with_origin: bool = True) -> dict[str, Any]:
+        data: dict[str, Any] = {"spec_version": SPEC_VERSION, "name": self.name}
+        data["parameters"] = {k: p.to_dict() for k, p in self.parameters.items()}
+        if self.settings:
+            data["settings"] = dict(self.settings)
+        data["steps"] = [s.to_dict(with_origin=with_origin) for s in self.steps]
+        if with_origin and self.origin:
+            data["origin"] = self.origin
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PipelineSpec:
+        return cls(
+            name=data["name"],
+            steps=[StepSpec.from_dict(s) for s in data.get("steps", [])],
+            parameters={
+                k: ParameterSpec.from_dict(v) for k, v in data.get("parameters", {}).items()
+            },
+            settings=dict(data.get("settings", {})),
+            origin=data.get("origin"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> PipelineSpec:
+        return cls.from_dict(json.loads(text))
+
+    @cached_property
+    def hash(self) -> str:
+        """Stable over definition order of dict keys and origins; changes with any structure."""
+        return hash_json(self.to_dict(with_origin=False))
+
+    def canonical(self) -> str:
+        return canonical_json(self.to_dict(with_origin=False))
+
+    def validate(self) -> list[str]:
+        """Check the graph and return step ids in a topological order (definition order kept
+        among independent steps). Raises PipelineDefinitionError naming the offending step."""
+        seen: set[str] = set()
+        for s in self.steps:
+            where = f" ({s.origin})" if s.origin else ""
+            if not STEP_ID_PATTERN.match(s.id):
+                raise PipelineDefinitionError(
+                    f"step id '{s.id}'{where} is not valid: use letters, digits, '_' or '-', "
+                    "starting with a letter"
+                )
+            if s.id in seen:
+                raise PipelineDefinitionError(
+                    f"pipeline '{self.name}' has two steps with the id '{s.id}'{where}: "
+                    "give one of them another id"
+                )
+            seen.add(s.id)
+        for s in self.steps:
+            where = f" ({s.origin})" if s.origin else ""
+            for arg, ref in s.inputs.items():
+                if ref.step not in self._by_id:
+                    raise PipelineDefinitionError(
+                        f"step '{s.id}'{where}: input '{arg}' comes from unknown step "
+                        f"'{ref.step}'{did_you_mean(ref.step, self._by_id)}"
+                    )
+                producer = self._by_id[ref.step]
+                if ref.output not in producer.outputs:
+                    outputs = ", ".join(f"'{o}'" for o in producer.outputs) or "none"
+                    raise PipelineDefinitionError(
+                        f"step '{s.id}'{where}: input '{arg}' uses output '{ref.output}' of step "
+                        f"'{ref.step}', which has no such output (its outputs: {outputs})"
+                        f"{did_you_mean(ref.output, producer.outputs) if producer.outputs else ''}"
+                    )
+            for dep in s.after:
+                if dep not in self._by_id:
+                    raise PipelineDefinitionError(
+                        f"step '{s.id}'{where}: 'after' names unknown step "
+                        f"'{dep}'{did_you_mean(dep, self._by_id)}"
+                    )
+            for name, value in s.parameters.items():
+                ref_name = referenced_param(value)
+                if ref_name is not None and ref_name not in self.parameters:
+                    raise PipelineDefinitionError(
+                        f"step '{s.id}'{where}: parameter '{name}' refers to pipeline parameter "
+                        f"'{ref_name}', which is not declared{did_you_mean(ref_name, self.parameters)}"
+                    )
+        return self._topological_order()
+
+    def _topological_order(self) -> list[str]:
+        # Kahn's algorithm; a heap on definition position keeps independent steps in the order
+        # they were written.
+        position = {s.id: i for i, s in enumerate(self.steps)}
+        remaining = {s.id: set(s.upstream()) for s in self.steps}
+        downstream: dict[str, list[str]] = {s.id: [] for s in self.steps}
+        for s in self.steps:
+            for up in s.upstream():
+                downstream[up].append(s.id)
+        ready = [position[s.id] for s in self.steps if not remaining[s.id]]
+        heapq.heapify(ready)
+        order: list[str] = []
+        while ready:
+            current = self.steps[heapq.heappop(ready)].id
+            order.append(current)
+            for child in downstream[current]:
+                remaining[child].discard(current)
+                if not remaining[child]:
+                    heapq.heappush(ready, position[child])
+        if len(order) != len(self.steps):
+            stuck = [s for s in remaining if remaining[s] and s not in order]
+            cycle = _find_cycle(stuck, remaining)
+            raise PipelineDefinitionError(
+                f"pipeline '{self.name}' has a cycle: {' -> '.join(cycle)}; "
+                "remove one of these dependencies (an input or an 'after')"
+            )
+        return order
+
+    def downstream_of(self, step_ids: set[str]) -> set[str]:
+        """The given steps and every step that depends on them, directly or not."""
+        found = set(step_ids)
+        changed = True
+        while changed:
+            changed = False
+            for s in self.steps:
+                if s.id not in found and s.upstream() & found:
+                    found.add(s.id)
+                    changed = True
+        return found
+
+
+def _find_cycle(stuck: list[str], remaining: dict[str, set[str]]) -> list[str]:
+    start = stuck[0]
+    path = [start]
+    current = start
+    visited = {start}
+    while True:
+        nxt = sorted(remaining[current])[0]
+        if nxt in visited:
+            # Reversed, so the cycle reads in the direction data flows.
+            return [*path[path.index(nxt) :], nxt][::-1]
+        path.append(nxt)
+        visited.add(nxt)
+        current = nxt

@@ -1,0 +1,187 @@
+"""The metadata store interface: everything gristmill records or reads goes through these
+methods, whether the store is a database (``SQLStore``) or a gristmill server."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from gristmill.store.records import (
+    ArtifactVersionRecord,
+    LineageGraph,
+    MetadataRecord,
+    NewArtifactVersion,
+    PipelineRecord,
+    RunRecord,
+    StepRunRecord,
+)
+
+# How long a running run may go without a heartbeat before it is declared dead.
+STALE_AFTER_SECONDS = 120.0
+HEARTBEAT_SECONDS = 30.0
+
+
+class MetadataStore(abc.ABC):
+    """Records runs, step runs, artifact versions, lineage edges and metadata."""
+
+    url: str
+
+    # -- writing a run ------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def register_pipeline_version(self, name: str, spec_hash: str, spec_json: str) -> str:
+        """Id of the pipeline version with this spec hash, created if new."""
+
+    @abc.abstractmethod
+    def create_run(self, run: RunRecord, step_runs: Sequence[StepRunRecord]) -> None:
+        """Insert a run and its step runs (all ``pending``) in one transaction."""
+
+    @abc.abstractmethod
+    def start_step_run(
+        self,
+        step_run_id: str,
+        *,
+        started_at: float,
+        inputs: Mapping[str, str],
+        code_hash: str,
+        cache_key: str | None,
+        parameters: Mapping[str, Any],
+    ) -> None:
+        """Mark a step run ``running`` and record its input artifact versions."""
+
+    @abc.abstractmethod
+    def find_cached(
+        self, cache_key: str
+    ) -> tuple[StepRunRecord, dict[str, ArtifactVersionRecord]] | None:
+        """The latest completed step run with this cache key and its outputs, if any."""
+
+    @abc.abstractmethod
+    def publish_step_run(
+        self,
+        step_run_id: str,
+        *,
+        status: str,
+        ended_at: float,
+        outputs: Mapping[str, NewArtifactVersion | ArtifactVersionRecord],
+        metadata: Sequence[tuple[str, str, Mapping[str, Any]]] = (),
+        attempts: int = 1,
+        cached_from: str | None = None,
+        logs_uri: str | None = None,
+    ) -> dict[str, ArtifactVersionRecord]:
+        """Atomically: create (or reuse) the output artifact versions, link them, attach the
+        metadata ``(entity_type, entity_id or output name, values)`` and set the final status."""
+
+    @abc.abstractmethod
+    def fail_step_run(
+        self,
+        step_run_id: str,
+        *,
+        error: str,
+        ended_at: float,
+        attempts: int,
+        logs_uri: str | None = None,
+        metadata: Sequence[tuple[str, str, Mapping[str, Any]]] = (),
+    ) -> None: ...
+
+    @abc.abstractmethod
+    def stop_step_runs(
+        self, run_id: str, step_names: Sequence[str], *, reason: str, at: float
+    ) -> None:
+        """Mark step runs that will not run (an upstream failed, the run was stopped)."""
+
+    @abc.abstractmethod
+    def finish_run(
+        self,
+        run_id: str,
+        *,
+        status: str,
+        ended_at: float,
+        error: str | None = None,
+        environment: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Set a run's final status (and complete its recorded environment)."""
+
+    @abc.abstractmethod
+    def heartbeat(self, run_id: str, at: float) -> None: ...
+
+    @abc.abstractmethod
+    def add_metadata(
+        self, entity_type: str, entity_id: str, values: Mapping[str, Any], at: float
+    ) -> None: ...
+
+    @abc.abstractmethod
+    def reap_dead_runs(self, now: float, *, stale_after: float = STALE_AFTER_SECONDS) -> list[str]:
+        """Mark runs whose process died (stale heartbeat, or a dead pid on this host) as
+        ``failed``; returns their ids."""
+
+    # -- reading ------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def get_run(self, ref: str) -> RunRecord:
+        """A run by id, unique id prefix, or name; NotFoundError otherwise."""
+
+    @abc.abstractmethod
+    def list_runs(
+        self,
+        *,
+        pipeline: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[RunRecord]:
+        """Newest first."""
+
+    @abc.abstractmethod
+    def count_runs(self, *, pipeline: str | None = None, status: str | None = None) -> int: ...
+
+    @abc.abstractmethod
+    def get_step_runs(self, run_id: str) -> list[StepRunRecord]: ...
+
+    @abc.abstractmethod
+    def get_step_run(self, step_run_id: str) -> StepRunRecord: ...
+
+    @abc.abstractmethod
+    def get_step_run_io(
+        self, step_run_ids: Sequence[str]
+    ) -> dict[str, tuple[dict[str, ArtifactVersionRecord], dict[str, ArtifactVersionRecord]]]:
+        """step run id → (inputs by name, outputs by name)."""
+
+    @abc.abstractmethod
+    def get_artifact_version(self, ref: str) -> ArtifactVersionRecord:
+        """By id or id prefix, ``name:version``, or ``name`` (the latest version)."""
+
+    @abc.abstractmethod
+    def list_artifact_versions(
+        self,
+        *,
+        name: str | None = None,
+        run_id: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[ArtifactVersionRecord]: ...
+
+    @abc.abstractmethod
+    def get_metadata(
+        self, entity_type: str, entity_ids: Sequence[str]
+    ) -> dict[str, list[MetadataRecord]]:
+        """entity id → its metadata entries, oldest first."""
+
+    @abc.abstractmethod
+    def get_logs_uri(self, step_run_id: str) -> str | None: ...
+
+    @abc.abstractmethod
+    def lineage(self, artifact_version_id: str, *, direction: str = "upstream") -> LineageGraph: ...
+
+    @abc.abstractmethod
+    def list_pipelines(self) -> list[PipelineRecord]: ...
+
+    @abc.abstractmethod
+    def get_pipeline(self, name: str) -> PipelineRecord: ...
+
+    @abc.abstractmethod
+    def get_pipeline_spec(self, pipeline_version_id: str) -> str:
+        """The spec JSON of a pipeline version."""
+
+    def close(self) -> None:  # noqa: B027 - optional: stores without resources keep it
+        """Release connections."""

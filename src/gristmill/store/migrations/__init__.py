@@ -1,0 +1,36 @@
+"""Alembic migrations of the metadata store, run programmatically (no alembic.ini needed):
+``upgrade(connection)`` brings any known revision up to the head."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).parent
+
+
+def config(connection: Any = None) -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(HERE))
+    cfg.attributes["connection"] = connection
+    return cfg
+
+
+def known_revisions() -> set[str]:
+    from alembic.script import ScriptDirectory
+
+    return {rev.revision for rev in ScriptDirectory.from_config(config()).walk_revisions()}
+
+
+def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    return str(ScriptDirectory.from_config(config()).get_current_head())
+
+
+def upgrade(connection: Any, revision: str = "head") -> None:
+    from alembic import command
+
+    command.upgrade(config(connection), revision)

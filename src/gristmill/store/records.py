@@ -1,0 +1,133 @@
+"""Plain records that cross the metadata store interface. They are deliberately light
+(slotted dataclasses, no validation): the hot path creates thousands of them per second."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Status:
+    """Run and step run states: pending → running → completed | failed | cached | stopped."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CACHED = "cached"
+    STOPPED = "stopped"
+
+    ALL = (PENDING, RUNNING, COMPLETED, FAILED, CACHED, STOPPED)
+    FINISHED = frozenset({COMPLETED, FAILED, CACHED, STOPPED})
+    SUCCEEDED = frozenset({COMPLETED, CACHED})
+
+
+class Entity:
+    """The kinds of things metadata attaches to."""
+
+    RUN = "run"
+    STEP_RUN = "step_run"
+    ARTIFACT_VERSION = "artifact_version"
+    ALL = (RUN, STEP_RUN, ARTIFACT_VERSION)
+
+
+@dataclass(slots=True)
+class RunRecord:
+    id: str
+    name: str
+    pipeline_name: str
+    pipeline_version_id: str
+    status: str
+    created_at: float
+    started_at: float | None = None
+    ended_at: float | None = None
+    heartbeat_at: float | None = None
+    host: str | None = None
+    pid: int | None = None
+    orchestrator: str | None = None
+    stack: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    environment: dict[str, Any] = field(default_factory=dict)
+    tags: list[str] = field(default_factory=list)
+    error: str | None = None
+    spec_hash: str | None = None
+
+
+@dataclass(slots=True)
+class StepRunRecord:
+    id: str
+    run_id: str
+    name: str
+    source: str
+    status: str
+    created_at: float
+    position: int = 0
+    cache_key: str | None = None
+    code_hash: str | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+    started_at: float | None = None
+    ended_at: float | None = None
+    attempts: int = 0
+    cached_from: str | None = None
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class ArtifactVersionRecord:
+    id: str
+    artifact_name: str
+    version: int
+    uri: str
+    content_hash: str
+    materializer: str
+    data_type: str
+    size: int
+    created_at: float
+    preview: str | None = None
+    producer_step_run_id: str | None = None
+    run_id: str | None = None
+
+
+@dataclass(slots=True)
+class NewArtifactVersion:
+    """What the launcher hands the store to publish one output (the bytes are already stored)."""
+
+    artifact_name: str
+    uri: str
+    content_hash: str
+    materializer: str
+    data_type: str
+    size: int
+    preview: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class MetadataRecord:
+    entity_type: str
+    entity_id: str
+    key: str
+    value: Any
+    value_type: str
+    created_at: float
+
+
+@dataclass(slots=True)
+class PipelineRecord:
+    id: str
+    name: str
+    created_at: float
+    version_count: int = 0
+    run_count: int = 0
+    latest_spec_hash: str | None = None
+
+
+@dataclass(slots=True)
+class LineageGraph:
+    """Artifact versions reached from one artifact version, the step runs between them, and
+    edges ``(input artifact version, step run, output artifact version)``."""
+
+    root: str
+    artifact_versions: dict[str, ArtifactVersionRecord]
+    step_runs: dict[str, StepRunRecord]
+    edges: list[tuple[str, str, str]]

@@ -1,0 +1,168 @@
+"""The metadata store's tables (SQLAlchemy Core). Alembic migrations under ``migrations/`` must
+produce exactly this schema; a test compares them. Times are UTC epoch seconds (floats), ids
+are 32-char hex strings, JSON columns hold canonical JSON text."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+ID = String(32)
+# The Alembic revision that this module's tables correspond to (a test keeps them in step).
+HEAD_REVISION = "0001"
+
+pipelines = Table(
+    "pipelines",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
+)
+
+pipeline_versions = Table(
+    "pipeline_versions",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("pipeline_id", ID, ForeignKey("pipelines.id"), nullable=False),
+    Column("spec_hash", String(64), nullable=False),
+    Column("spec", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("pipeline_id", "spec_hash"),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("pipeline_id", ID, ForeignKey("pipelines.id"), nullable=False),
+    Column("pipeline_version_id", ID, ForeignKey("pipeline_versions.id"), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float),
+    Column("ended_at", Float),
+    Column("heartbeat_at", Float),
+    Column("host", String(255)),
+    Column("pid", Integer),
+    Column("orchestrator", String(64)),
+    Column("stack", Text),
+    Column("config", Text),
+    Column("environment", Text),
+    Column("tags", Text),
+    Column("error", Text),
+    Index(None, "created_at"),
+    Index(None, "pipeline_id", "created_at"),
+    Index(None, "status"),
+)
+
+step_runs = Table(
+    "step_runs",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("run_id", ID, ForeignKey("runs.id"), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("source", String(512), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("cache_key", String(64)),
+    Column("code_hash", String(64)),
+    Column("parameters", Text),
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float),
+    Column("ended_at", Float),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("cached_from", ID),
+    Column("error", Text),
+    UniqueConstraint("run_id", "name"),
+    Index(None, "cache_key", "status"),
+)
+
+artifacts = Table(
+    "artifacts",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
+)
+
+artifact_versions = Table(
+    "artifact_versions",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("artifact_id", ID, ForeignKey("artifacts.id"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("uri", Text, nullable=False),
+    Column("content_hash", String(64), nullable=False),
+    Column("materializer", String(128), nullable=False),
+    Column("data_type", String(255), nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("preview", Text),
+    Column("producer_step_run_id", ID, ForeignKey("step_runs.id")),
+    Column("created_at", Float, nullable=False),
+    UniqueConstraint("artifact_id", "version"),
+    Index(None, "content_hash"),
+    Index(None, "producer_step_run_id"),
+    Index(None, "created_at"),
+)
+
+step_run_inputs = Table(
+    "step_run_inputs",
+    metadata,
+    Column("step_run_id", ID, ForeignKey("step_runs.id"), primary_key=True),
+    Column("name", String(255), primary_key=True),
+    Column("artifact_version_id", ID, ForeignKey("artifact_versions.id"), nullable=False),
+    Index(None, "artifact_version_id"),
+)
+
+step_run_outputs = Table(
+    "step_run_outputs",
+    metadata,
+    Column("step_run_id", ID, ForeignKey("step_runs.id"), primary_key=True),
+    Column("name", String(255), primary_key=True),
+    Column("artifact_version_id", ID, ForeignKey("artifact_versions.id"), nullable=False),
+    Index(None, "artifact_version_id"),
+)
+
+metadata_entries = Table(
+    "metadata",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("entity_type", String(32), nullable=False),
+    Column("entity_id", ID, nullable=False),
+    Column("key", String(255), nullable=False),
+    Column("value", Text, nullable=False),
+    Column("value_type", String(16), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Index(None, "entity_type", "entity_id", "key"),
+    Index(None, "key"),
+)
+
+logs = Table(
+    "logs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", ID, ForeignKey("runs.id"), nullable=False),
+    Column("step_run_id", ID, ForeignKey("step_runs.id")),
+    Column("uri", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Index(None, "run_id", "step_run_id"),
+)

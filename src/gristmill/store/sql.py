@@ -1,0 +1,1082 @@
+"""The metadata store on any SQLAlchemy database: SQLite (WAL, the embedded default),
+PostgreSQL, MySQL. Writes are short transactions; on SQLite they take the write lock up front
+(BEGIN IMMEDIATE) so concurrent writers wait their turn instead of failing with 'database is
+locked'."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Row,
+    Table,
+    create_engine,
+    event,
+    func,
+    insert,
+    inspect,
+    literal,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+
+from gristmill._hashing import hash_json, hash_text
+from gristmill.errors import InvalidMetadataError, NotFoundError, StoreError, did_you_mean
+from gristmill.store import schema as s
+from gristmill.store.base import STALE_AFTER_SECONDS, MetadataStore
+from gristmill.store.records import (
+    ArtifactVersionRecord,
+    Entity,
+    LineageGraph,
+    MetadataRecord,
+    NewArtifactVersion,
+    PipelineRecord,
+    RunRecord,
+    Status,
+    StepRunRecord,
+)
+
+_WRITE = "gristmill_write"
+_RETRIES = 8
+_HOST = socket.gethostname()
+
+
+def artifact_id(name: str) -> str:
+    return hash_text("artifact:" + name)[:32]
+
+
+def artifact_version_id(new: NewArtifactVersion) -> str:
+    """Derived from the content hash: the same bytes under the same artifact are one version."""
+    return hash_json([new.artifact_name, new.content_hash, new.materializer, new.data_type])[:32]
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def _loads(value: str | None, default: Any) -> Any:
+    return json.loads(value) if value else default
+
+
+def metadata_value(key: str, value: Any) -> tuple[str, str]:
+    """(JSON text, type name) of a metadata value; numpy scalars become Python numbers."""
+    if not isinstance(key, str) or not key:
+        raise InvalidMetadataError(f"metadata keys must be non-empty strings, got {key!r}")
+    if hasattr(value, "item") and callable(value.item) and not isinstance(value, (list, dict)):
+        try:
+            value = value.item()
+        except (TypeError, ValueError):
+            pass
+    if isinstance(value, bool):
+        kind = "bool"
+    elif isinstance(value, int):
+        kind = "int"
+    elif isinstance(value, float):
+        kind = "float"
+    elif isinstance(value, str):
+        kind = "str"
+    else:
+        kind = "json"
+    try:
+        return _dumps(value), kind
+    except (TypeError, ValueError) as exc:
+        raise InvalidMetadataError(
+            f"metadata '{key}' = {type(value).__name__} is not JSON ({exc}); log numbers, "
+            "strings, bools, lists or dicts of those"
+        ) from None
+
+
+class SQLStore(MetadataStore):
+    """A metadata store on a SQLAlchemy URL; the schema is created or migrated on open."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = _create_engine(url)
+        self.dialect = self.engine.dialect.name
+        self._known_artifacts: set[str] = set()
+        self._known_lock = threading.Lock()
+        self._ensure_schema()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- connections and schema ---------------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn:
+            conn.execution_options(**{_WRITE: True})
+            with conn.begin():
+                yield conn
+
+    def _retrying(self, work: Any, *, retry_conflicts: bool = True) -> Any:
+        """Run a write transaction again when a concurrent writer won a race (unique key or
+        serialization conflicts on PostgreSQL, a busy SQLite past its timeout)."""
+        for attempt in range(_RETRIES):
+            try:
+                with self._write() as conn:
+                    return work(conn)
+            except (IntegrityError, OperationalError) as exc:
+                transient = _is_transient(exc) and (
+                    retry_conflicts or not isinstance(exc, IntegrityError)
+                )
+                if attempt == _RETRIES - 1 or not transient:
+                    raise
+                time.sleep(0.01 * (2**attempt))
+        raise AssertionError("unreachable")
+
+    def _ensure_schema(self) -> None:
+        try:
+            current = self._schema_revision()
+        except DBAPIError as exc:
+            raise StoreError(
+                f"cannot open the metadata store at {_safe_url(self.url)}: {exc.orig}. Check the "
+                "URL (GRISTMILL_STORE_URL or --store) and that the database server is running"
+            ) from exc
+        if current == s.HEAD_REVISION:
+            return
+        with self._write() as conn:
+            _lock_for_migration(conn)
+            current = _read_revision(conn)
+            if current is None:
+                existing = set(inspect(conn).get_table_names())
+                if existing & set(s.metadata.tables):
+                    raise StoreError(
+                        f"the database at {_safe_url(self.url)} has gristmill tables but no "
+                        "schema version; point gristmill at an empty database or its own one"
+                    )
+                s.metadata.create_all(conn)
+                conn.execute(
+                    text(
+                        "CREATE TABLE IF NOT EXISTS alembic_version "
+                        "(version_num VARCHAR(32) NOT NULL PRIMARY KEY)"
+                    )
+                )
+                conn.execute(
+                    text("INSERT INTO alembic_version VALUES (:v)"), {"v": s.HEAD_REVISION}
+                )
+                return
+            if current == s.HEAD_REVISION:
+                return
+        self._migrate(current)
+
+    def _schema_revision(self) -> str | None:
+        with self.engine.connect() as conn:
+            return _read_revision(conn)
+
+    def _migrate(self, current: str) -> None:
+        from gristmill.store.migrations import known_revisions, upgrade
+
+        if current not in known_revisions():
+            raise StoreError(
+                f"the metadata store at {_safe_url(self.url)} has schema revision '{current}', "
+                f"which this gristmill does not know (its newest is '{s.HEAD_REVISION}'): "
+                "upgrade gristmill (pip install -U gristmill)"
+            )
+        with self.engine.connect() as conn:
+            upgrade(conn)
+            conn.commit()
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def register_pipeline_version(self, name: str, spec_hash: str, spec_json: str) -> str:
+        pipeline_id = hash_text("pipeline:" + name)[:32]
+        version_id = hash_text(f"pipeline-version:{name}:{spec_hash}")[:32]
+
+        def work(conn: Connection) -> str:
+            if conn.execute(
+                select(s.pipeline_versions.c.id).where(s.pipeline_versions.c.id == version_id)
+            ).first():
+                return version_id
+            now = time.time()
+            self._insert_missing(
+                conn, s.pipelines, {"id": pipeline_id, "name": name, "created_at": now}
+            )
+            conn.execute(
+                insert(s.pipeline_versions),
+                {
+                    "id": version_id,
+                    "pipeline_id": pipeline_id,
+                    "spec_hash": spec_hash,
+                    "spec": spec_json,
+                    "created_at": now,
+                },
+            )
+            return version_id
+
+        result: str = self._retrying(work)
+        return result
+
+    def create_run(self, run: RunRecord, step_runs: Sequence[StepRunRecord]) -> None:
+        pipeline_id = hash_text("pipeline:" + run.pipeline_name)[:32]
+        row = {
+            "id": run.id,
+            "name": run.name,
+            "pipeline_id": pipeline_id,
+            "pipeline_version_id": run.pipeline_version_id,
+            "status": run.status,
+            "created_at": run.created_at,
+            "started_at": run.started_at,
+            "heartbeat_at": run.heartbeat_at,
+            "host": run.host,
+            "pid": run.pid,
+            "orchestrator": run.orchestrator,
+            "stack": _dumps(run.stack),
+            "config": _dumps(run.config),
+            "environment": _dumps(run.environment),
+            "tags": _dumps(run.tags),
+        }
+        step_rows = [
+            {
+                "id": sr.id,
+                "run_id": run.id,
+                "name": sr.name,
+                "position": sr.position,
+                "source": sr.source,
+                "status": sr.status,
+                "created_at": sr.created_at,
+                "attempts": 0,
+                "parameters": _dumps(sr.parameters),
+            }
+            for sr in step_runs
+        ]
+
+        def work(conn: Connection) -> None:
+            conn.execute(insert(s.runs), row)
+            if step_rows:
+                conn.execute(insert(s.step_runs), step_rows)
+
+        try:
+            self._retrying(work, retry_conflicts=False)
+        except IntegrityError:
+            if self._run_name_taken(run.name):
+                raise StoreError(
+                    f"a run named '{run.name}' already exists: pick another run name"
+                ) from None
+            raise
+
+    def _run_name_taken(self, name: str) -> bool:
+        with self.engine.connect() as conn:
+            return (
+                conn.execute(select(s.runs.c.id).where(s.runs.c.name == name)).first() is not None
+            )
+
+    def start_step_run(
+        self,
+        step_run_id: str,
+        *,
+        started_at: float,
+        inputs: Mapping[str, str],
+        code_hash: str,
+        cache_key: str | None,
+        parameters: Mapping[str, Any],
+    ) -> None:
+        def work(conn: Connection) -> None:
+            conn.execute(
+                update(s.step_runs)
+                .where(s.step_runs.c.id == step_run_id)
+                .values(
+                    status=Status.RUNNING,
+                    started_at=started_at,
+                    code_hash=code_hash,
+                    cache_key=cache_key,
+                    parameters=_dumps(dict(parameters)),
+                )
+            )
+            if inputs:
+                conn.execute(
+                    insert(s.step_run_inputs),
+                    [
+                        {"step_run_id": step_run_id, "name": k, "artifact_version_id": v}
+                        for k, v in inputs.items()
+                    ],
+                )
+
+        self._retrying(work)
+
+    def find_cached(
+        self, cache_key: str
+    ) -> tuple[StepRunRecord, dict[str, ArtifactVersionRecord]] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(s.step_runs)
+                .where(
+                    s.step_runs.c.cache_key == cache_key, s.step_runs.c.status == Status.COMPLETED
+                )
+                .order_by(s.step_runs.c.ended_at.desc())
+                .limit(1)
+            ).first()
+            if row is None:
+                return None
+            outputs = _io_rows(conn, s.step_run_outputs, [row.id])
+        return _step_run(row), outputs.get(row.id, {})
+
+    def publish_step_run(
+        self,
+        step_run_id: str,
+        *,
+        status: str,
+        ended_at: float,
+        outputs: Mapping[str, NewArtifactVersion | ArtifactVersionRecord],
+        metadata: Sequence[tuple[str, str, Mapping[str, Any]]] = (),
+        attempts: int = 1,
+        cached_from: str | None = None,
+        logs_uri: str | None = None,
+    ) -> dict[str, ArtifactVersionRecord]:
+        entries = [(entity, ref, _metadata_rows(values)) for entity, ref, values in metadata]
+
+        def work(conn: Connection) -> dict[str, ArtifactVersionRecord]:
+            published: dict[str, ArtifactVersionRecord] = {}
+            metadata_rows: list[dict[str, Any]] = []
+            for name, out in outputs.items():
+                if isinstance(out, ArtifactVersionRecord):
+                    published[name] = out
+                else:
+                    published[name] = self._publish_version(
+                        conn, out, step_run_id, ended_at, metadata_rows
+                    )
+            if published:
+                conn.execute(
+                    insert(s.step_run_outputs),
+                    [
+                        {"step_run_id": step_run_id, "name": k, "artifact_version_id": v.id}
+                        for k, v in published.items()
+                    ],
+                )
+            for entity, ref, rows in entries:
+                entity_id = published[ref].id if entity == Entity.ARTIFACT_VERSION else ref
+                metadata_rows.extend(
+                    {**r, "entity_type": entity, "entity_id": entity_id, "created_at": ended_at}
+                    for r in rows
+                )
+            if metadata_rows:
+                conn.execute(insert(s.metadata_entries), metadata_rows)
+            if logs_uri:
+                self._insert_log(conn, step_run_id, logs_uri, ended_at)
+            conn.execute(
+                update(s.step_runs)
+                .where(s.step_runs.c.id == step_run_id)
+                .values(
+                    status=status,
+                    ended_at=ended_at,
+                    attempts=attempts,
+                    cached_from=cached_from,
+                )
+            )
+            return published
+
+        result: dict[str, ArtifactVersionRecord] = self._retrying(work)
+        return result
+
+    def _publish_version(
+        self,
+        conn: Connection,
+        new: NewArtifactVersion,
+        producer: str,
+        now: float,
+        metadata_rows: list[dict[str, Any]],
+    ) -> ArtifactVersionRecord:
+        version_id = artifact_version_id(new)
+        existing = conn.execute(
+            _artifact_version_query().where(s.artifact_versions.c.id == version_id)
+        ).first()
+        if existing is not None:
+            return _artifact_version(existing)
+        art_id = artifact_id(new.artifact_name)
+        if new.artifact_name not in self._known_artifacts:
+            self._insert_missing(
+                conn, s.artifacts, {"id": art_id, "name": new.artifact_name, "created_at": now}
+            )
+            with self._known_lock:
+                self._known_artifacts.add(new.artifact_name)
+        version = conn.execute(
+            select(func.coalesce(func.max(s.artifact_versions.c.version), 0) + 1).where(
+                s.artifact_versions.c.artifact_id == art_id
+            )
+        ).scalar_one()
+        conn.execute(
+            insert(s.artifact_versions),
+            {
+                "id": version_id,
+                "artifact_id": art_id,
+                "version": version,
+                "uri": new.uri,
+                "content_hash": new.content_hash,
+                "materializer": new.materializer,
+                "data_type": new.data_type,
+                "size": new.size,
+                "preview": new.preview,
+                "producer_step_run_id": producer,
+                "created_at": now,
+            },
+        )
+        metadata_rows.extend(
+            {
+                **r,
+                "entity_type": Entity.ARTIFACT_VERSION,
+                "entity_id": version_id,
+                "created_at": now,
+            }
+            for r in _metadata_rows(new.metadata)
+        )
+        return ArtifactVersionRecord(
+            id=version_id,
+            artifact_name=new.artifact_name,
+            version=version,
+            uri=new.uri,
+            content_hash=new.content_hash,
+            materializer=new.materializer,
+            data_type=new.data_type,
+            size=new.size,
+            created_at=now,
+            preview=new.preview,
+            producer_step_run_id=producer,
+        )
+
+    def _insert_missing(self, conn: Connection, table: Table, row: dict[str, Any]) -> None:
+        """Insert a row keyed by a derived id unless it is already there."""
+        if self.dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            conn.execute(sqlite_insert(table).on_conflict_do_nothing(), row)
+            return
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+            conn.execute(postgresql_insert(table).on_conflict_do_nothing(), row)
+            return
+        if conn.execute(select(table.c.id).where(table.c.id == row["id"])).first() is None:
+            conn.execute(insert(table), row)
+
+    def _insert_log(self, conn: Connection, step_run_id: str, uri: str, at: float) -> None:
+        run_id = (
+            select(s.step_runs.c.run_id).where(s.step_runs.c.id == step_run_id).scalar_subquery()
+        )
+        conn.execute(
+            insert(s.logs).values(run_id=run_id, step_run_id=step_run_id, uri=uri, created_at=at)
+        )
+
+    def fail_step_run(
+        self,
+        step_run_id: str,
+        *,
+        error: str,
+        ended_at: float,
+        attempts: int,
+        logs_uri: str | None = None,
+        metadata: Sequence[tuple[str, str, Mapping[str, Any]]] = (),
+    ) -> None:
+        entries = [
+            (entity, ref, _metadata_rows(values))
+            for entity, ref, values in metadata
+            if entity != Entity.ARTIFACT_VERSION
+        ]
+
+        def work(conn: Connection) -> None:
+            conn.execute(
+                update(s.step_runs)
+                .where(s.step_runs.c.id == step_run_id)
+                .values(
+                    status=Status.FAILED,
+                    ended_at=ended_at,
+                    attempts=attempts,
+                    error=error,
+                )
+            )
+            rows = [
+                {**r, "entity_type": entity, "entity_id": ref, "created_at": ended_at}
+                for entity, ref, batch in entries
+                for r in batch
+            ]
+            if rows:
+                conn.execute(insert(s.metadata_entries), rows)
+            if logs_uri:
+                self._insert_log(conn, step_run_id, logs_uri, ended_at)
+
+        self._retrying(work)
+
+    def stop_step_runs(
+        self, run_id: str, step_names: Sequence[str], *, reason: str, at: float
+    ) -> None:
+        if not step_names:
+            return
+
+        def work(conn: Connection) -> None:
+            conn.execute(
+                update(s.step_runs)
+                .where(
+                    s.step_runs.c.run_id == run_id,
+                    s.step_runs.c.name.in_(list(step_names)),
+                    s.step_runs.c.status.in_([Status.PENDING, Status.RUNNING]),
+                )
+                .values(status=Status.STOPPED, ended_at=at, error=reason)
+            )
+
+        self._retrying(work)
+
+    def finish_run(
+        self,
+        run_id: str,
+        *,
+        status: str,
+        ended_at: float,
+        error: str | None = None,
+        environment: Mapping[str, Any] | None = None,
+    ) -> None:
+        values: dict[str, Any] = {
+            "status": status,
+            "ended_at": ended_at,
+            "heartbeat_at": ended_at,
+            "error": error,
+        }
+        if environment is not None:
+            values["environment"] = _dumps(dict(environment))
+
+        def work(conn: Connection) -> None:
+            conn.execute(update(s.runs).where(s.runs.c.id == run_id).values(**values))
+
+        self._retrying(work)
+
+    def heartbeat(self, run_id: str, at: float) -> None:
+        def work(conn: Connection) -> None:
+            conn.execute(
+                update(s.runs)
+                .where(s.runs.c.id == run_id, s.runs.c.status == Status.RUNNING)
+                .values(heartbeat_at=at)
+            )
+
+        self._retrying(work)
+
+    def add_metadata(
+        self, entity_type: str, entity_id: str, values: Mapping[str, Any], at: float
+    ) -> None:
+        rows = [
+            {**r, "entity_type": entity_type, "entity_id": entity_id, "created_at": at}
+            for r in _metadata_rows(values)
+        ]
+        if not rows:
+            return
+
+        def work(conn: Connection) -> None:
+            conn.execute(insert(s.metadata_entries), rows)
+
+        self._retrying(work)
+
+    def reap_dead_runs(self, now: float, *, stale_after: float = STALE_AFTER_SECONDS) -> list[str]:
+        with self.engine.connect() as conn:
+            candidates = conn.execute(
+                select(s.runs.c.id, s.runs.c.host, s.runs.c.pid, s.runs.c.heartbeat_at).where(
+                    s.runs.c.status.in_([Status.RUNNING, Status.PENDING])
+                )
+            ).all()
+        dead: list[tuple[str, str]] = []
+        for run_id, host, pid, heartbeat_at in candidates:
+            if host == _HOST and pid and not _pid_alive(pid):
+                dead.append((run_id, f"the process running it (pid {pid} on {host}) is gone"))
+            elif heartbeat_at is not None and now - heartbeat_at > stale_after:
+                dead.append((run_id, f"no heartbeat for {now - heartbeat_at:.0f}s from {host}"))
+        if not dead:
+            return []
+
+        def work(conn: Connection) -> None:
+            for run_id, reason in dead:
+                message = f"run died: {reason}"
+                done = conn.execute(
+                    update(s.runs)
+                    .where(
+                        s.runs.c.id == run_id, s.runs.c.status.in_([Status.RUNNING, Status.PENDING])
+                    )
+                    .values(status=Status.FAILED, ended_at=now, error=message)
+                ).rowcount
+                if not done:
+                    continue
+                conn.execute(
+                    update(s.step_runs)
+                    .where(s.step_runs.c.run_id == run_id, s.step_runs.c.status == Status.RUNNING)
+                    .values(status=Status.FAILED, ended_at=now, error=message)
+                )
+                conn.execute(
+                    update(s.step_runs)
+                    .where(s.step_runs.c.run_id == run_id, s.step_runs.c.status == Status.PENDING)
+                    .values(status=Status.STOPPED, ended_at=now, error=message)
+                )
+
+        self._retrying(work)
+        return [run_id for run_id, _ in dead]
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def get_run(self, ref: str) -> RunRecord:
+        query = _run_query()
+        with self.engine.connect() as conn:
+            row = conn.execute(query.where(s.runs.c.id == ref)).first()
+            if row is None:
+                row = conn.execute(query.where(s.runs.c.name == ref)).first()
+            if row is None and len(ref) >= 4:
+                rows = conn.execute(
+                    query.where(s.runs.c.id.startswith(ref, autoescape=True)).limit(2)
+                ).all()
+                if len(rows) > 1:
+                    raise NotFoundError(f"run id prefix '{ref}' is ambiguous: give more characters")
+                row = rows[0] if rows else None
+            if row is None:
+                names = conn.execute(
+                    select(s.runs.c.name).order_by(s.runs.c.created_at.desc()).limit(200)
+                ).scalars()
+                raise NotFoundError(
+                    f"no run with id or name '{ref}'{did_you_mean(ref, names)}; "
+                    "`gristmill runs list` shows the runs"
+                )
+        return _run(row)
+
+    def list_runs(
+        self,
+        *,
+        pipeline: str | None = None,
+        status: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[RunRecord]:
+        query = _filter_runs(_run_query(), pipeline, status)
+        query = query.order_by(s.runs.c.created_at.desc()).limit(limit).offset(offset)
+        with self.engine.connect() as conn:
+            return [_run(r) for r in conn.execute(query)]
+
+    def count_runs(self, *, pipeline: str | None = None, status: str | None = None) -> int:
+        query = _filter_runs(select(func.count()).select_from(s.runs), pipeline, status)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def get_step_runs(self, run_id: str) -> list[StepRunRecord]:
+        query = (
+            select(s.step_runs)
+            .where(s.step_runs.c.run_id == run_id)
+            .order_by(s.step_runs.c.position)
+        )
+        with self.engine.connect() as conn:
+            return [_step_run(r) for r in conn.execute(query)]
+
+    def get_step_run(self, step_run_id: str) -> StepRunRecord:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(s.step_runs).where(s.step_runs.c.id == step_run_id)).first()
+        if row is None:
+            raise NotFoundError(f"no step run with id '{step_run_id}'")
+        return _step_run(row)
+
+    def get_step_run_io(
+        self, step_run_ids: Sequence[str]
+    ) -> dict[str, tuple[dict[str, ArtifactVersionRecord], dict[str, ArtifactVersionRecord]]]:
+        with self.engine.connect() as conn:
+            inputs = _io_rows(conn, s.step_run_inputs, step_run_ids)
+            outputs = _io_rows(conn, s.step_run_outputs, step_run_ids)
+        return {i: (inputs.get(i, {}), outputs.get(i, {})) for i in step_run_ids}
+
+    def get_artifact_version(self, ref: str) -> ArtifactVersionRecord:
+        query = _artifact_version_query()
+        with self.engine.connect() as conn:
+            row: Row[Any] | None = None
+            name, sep, version = ref.rpartition(":")
+            if sep and version.isdigit():
+                row = conn.execute(
+                    query.where(
+                        s.artifacts.c.name == name, s.artifact_versions.c.version == int(version)
+                    )
+                ).first()
+            if row is None:
+                row = conn.execute(query.where(s.artifact_versions.c.id == ref)).first()
+            if row is None:
+                row = conn.execute(
+                    query.where(s.artifacts.c.name == ref)
+                    .order_by(s.artifact_versions.c.version.desc())
+                    .limit(1)
+                ).first()
+            if row is None and len(ref) >= 4:
+                rows = conn.execute(
+                    query.where(s.artifact_versions.c.id.startswith(ref, autoescape=True)).limit(2)
+                ).all()
+                if len(rows) > 1:
+                    raise NotFoundError(
+                        f"artifact version id prefix '{ref}' is ambiguous: give more characters"
+                    )
+                row = rows[0] if rows else None
+            if row is None:
+                names = conn.execute(select(s.artifacts.c.name)).scalars().all()
+                raise NotFoundError(
+                    f"no artifact version '{ref}'{did_you_mean(name if sep else ref, names)}; give an "
+                    "id, NAME (the latest version) or NAME:VERSION (`gristmill artifacts list`)"
+                )
+        return _artifact_version(row)
+
+    def list_artifact_versions(
+        self,
+        *,
+        name: str | None = None,
+        run_id: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[ArtifactVersionRecord]:
+        query = _artifact_version_query()
+        if name is not None:
+            query = query.where(s.artifacts.c.name == name)
+        if run_id is not None:
+            produced_in_run = (
+                select(s.step_run_outputs.c.artifact_version_id)
+                .join(s.step_runs, s.step_runs.c.id == s.step_run_outputs.c.step_run_id)
+                .where(s.step_runs.c.run_id == run_id)
+            )
+            query = query.where(s.artifact_versions.c.id.in_(produced_in_run))
+        query = query.order_by(s.artifact_versions.c.created_at.desc()).limit(limit).offset(offset)
+        with self.engine.connect() as conn:
+            return [_artifact_version(r) for r in conn.execute(query)]
+
+    def get_metadata(
+        self, entity_type: str, entity_ids: Sequence[str]
+    ) -> dict[str, list[MetadataRecord]]:
+        result: dict[str, list[MetadataRecord]] = {i: [] for i in entity_ids}
+        if not entity_ids:
+            return result
+        m = s.metadata_entries
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(entity_ids)):
+                rows = conn.execute(
+                    select(m)
+                    .where(m.c.entity_type == entity_type, m.c.entity_id.in_(chunk))
+                    .order_by(m.c.id)
+                )
+                for r in rows:
+                    result[r.entity_id].append(
+                        MetadataRecord(
+                            r.entity_type,
+                            r.entity_id,
+                            r.key,
+                            json.loads(r.value),
+                            r.value_type,
+                            r.created_at,
+                        )
+                    )
+        return result
+
+    def get_logs_uri(self, step_run_id: str) -> str | None:
+        with self.engine.connect() as conn:
+            uri = conn.execute(
+                select(s.logs.c.uri)
+                .where(s.logs.c.step_run_id == step_run_id)
+                .order_by(s.logs.c.id.desc())
+                .limit(1)
+            ).scalar()
+        return uri
+
+    def lineage(self, artifact_version_id: str, *, direction: str = "upstream") -> LineageGraph:
+        av = s.artifact_versions
+        if direction == "upstream":
+            # Follow each version to the step run that produced it, then to that run's inputs.
+            reached = select(literal(artifact_version_id).label("id")).cte(
+                "reached", recursive=True
+            )
+            step = (
+                select(s.step_run_inputs.c.artifact_version_id)
+                .join(av, av.c.producer_step_run_id == s.step_run_inputs.c.step_run_id)
+                .join(reached, reached.c.id == av.c.id)
+            )
+            edges_query = select(
+                s.step_run_inputs.c.artifact_version_id, av.c.producer_step_run_id, av.c.id
+            ).join(av, av.c.producer_step_run_id == s.step_run_inputs.c.step_run_id)
+        elif direction == "downstream":
+            # Follow each version to every step run that read it, then to that run's outputs.
+            reached = select(literal(artifact_version_id).label("id")).cte(
+                "reached", recursive=True
+            )
+            step = (
+                select(s.step_run_outputs.c.artifact_version_id)
+                .join(
+                    s.step_run_inputs,
+                    s.step_run_inputs.c.step_run_id == s.step_run_outputs.c.step_run_id,
+                )
+                .join(reached, reached.c.id == s.step_run_inputs.c.artifact_version_id)
+            )
+            edges_query = select(
+                s.step_run_inputs.c.artifact_version_id,
+                s.step_run_inputs.c.step_run_id,
+                s.step_run_outputs.c.artifact_version_id,
+            ).join(
+                s.step_run_outputs,
+                s.step_run_outputs.c.step_run_id == s.step_run_inputs.c.step_run_id,
+            )
+        else:
+            raise ValueError(f"direction must be 'upstream' or 'downstream', not {direction!r}")
+        reached = reached.union(step)
+        with self.engine.connect() as conn:
+            ids = [r[0] for r in conn.execute(select(reached.c.id))]
+            if (
+                artifact_version_id not in ids
+                or conn.execute(select(av.c.id).where(av.c.id == artifact_version_id)).first()
+                is None
+            ):
+                raise NotFoundError(f"no artifact version with id '{artifact_version_id}'")
+            versions: dict[str, ArtifactVersionRecord] = {}
+            edges: list[tuple[str, str, str]] = []
+            for chunk in _chunks(ids):
+                versions.update(
+                    (r.id, _artifact_version(r))
+                    for r in conn.execute(_artifact_version_query().where(av.c.id.in_(chunk)))
+                )
+                column = edges_query.selected_columns[2 if direction == "upstream" else 0]
+                edges.extend(tuple(r) for r in conn.execute(edges_query.where(column.in_(chunk))))
+            edges = sorted({e for e in edges if e[0] in versions and e[2] in versions})
+            step_ids = sorted({e[1] for e in edges})
+            step_runs: dict[str, StepRunRecord] = {}
+            for chunk in _chunks(step_ids):
+                step_runs.update(
+                    (r.id, _step_run(r))
+                    for r in conn.execute(select(s.step_runs).where(s.step_runs.c.id.in_(chunk)))
+                )
+        return LineageGraph(artifact_version_id, versions, step_runs, edges)
+
+    def list_pipelines(self) -> list[PipelineRecord]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(s.pipelines).order_by(s.pipelines.c.name)).all()
+            return [self._pipeline(conn, r) for r in rows]
+
+    def get_pipeline(self, name: str) -> PipelineRecord:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(s.pipelines).where(s.pipelines.c.name == name)).first()
+            if row is None:
+                names = conn.execute(select(s.pipelines.c.name)).scalars().all()
+                raise NotFoundError(f"no pipeline named '{name}'{did_you_mean(name, names)}")
+            return self._pipeline(conn, row)
+
+    def _pipeline(self, conn: Connection, row: Row[Any]) -> PipelineRecord:
+        pv = s.pipeline_versions
+        versions = conn.execute(select(func.count()).where(pv.c.pipeline_id == row.id)).scalar_one()
+        runs = conn.execute(select(func.count()).where(s.runs.c.pipeline_id == row.id)).scalar_one()
+        latest = conn.execute(
+            select(pv.c.spec_hash)
+            .where(pv.c.pipeline_id == row.id)
+            .order_by(pv.c.created_at.desc())
+            .limit(1)
+        ).scalar()
+        return PipelineRecord(row.id, row.name, row.created_at, versions, runs, latest)
+
+    def get_pipeline_spec(self, pipeline_version_id: str) -> str:
+        with self.engine.connect() as conn:
+            spec = conn.execute(
+                select(s.pipeline_versions.c.spec).where(
+                    s.pipeline_versions.c.id == pipeline_version_id
+                )
+            ).scalar()
+        if spec is None:
+            raise NotFoundError(f"no pipeline version with id '{pipeline_version_id}'")
+        return str(spec)
+
+
+# -- engine ---------------------------------------------------------------------------------
+
+
+def _create_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[1] if "///" in url else ""
+        if path and path != ":memory:" and not path.startswith("file:"):
+            try:
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot open the metadata store at {url}: cannot create its folder ({exc}); "
+                    "check the path in GRISTMILL_STORE_URL or --store"
+                ) from exc
+        engine = create_engine(
+            url,
+            connect_args={"timeout": 60, "isolation_level": None, "check_same_thread": False},
+            pool_size=8,
+            max_overflow=64,
+        )
+        event.listen(engine, "connect", _sqlite_on_connect)
+        event.listen(engine, "begin", _sqlite_on_begin)
+        return engine
+    try:
+        return create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=32)
+    except Exception as exc:
+        raise StoreError(
+            f"cannot use the metadata store URL {_safe_url(url)}: {exc}. Use a SQLAlchemy URL such "
+            "as sqlite:///path/metadata.db or postgresql+psycopg://user@host/db"
+        ) from exc
+
+
+def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=60000")
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _sqlite_on_begin(conn: Connection) -> None:
+    # pysqlite's own transaction handling is off (isolation_level=None), so we say BEGIN
+    # ourselves: IMMEDIATE for writes, so the write lock is taken (or waited for) up front.
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(_WRITE) else "BEGIN")
+
+
+def _lock_for_migration(conn: Connection) -> None:
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(724101)"))
+
+
+def _read_revision(conn: Connection) -> str | None:
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    value = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    return str(value) if value is not None else None
+
+
+def _is_transient(exc: DBAPIError) -> bool:
+    message = str(exc.orig).lower()
+    return isinstance(exc, IntegrityError) or any(
+        word in message for word in ("locked", "busy", "deadlock", "serializ", "could not obtain")
+    )
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _safe_url(url: str) -> str:
+    """The URL without its password."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}" if ":" in creds else url
+    return url
+
+
+def _chunks(items: list[str], size: int = 500) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _metadata_rows(values: Mapping[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for key, value in values.items():
+        encoded, kind = metadata_value(key, value)
+        rows.append({"key": key, "value": encoded, "value_type": kind})
+    return rows
+
+
+def _filter_runs(query: Any, pipeline: str | None, status: str | None) -> Any:
+    if pipeline is not None:
+        query = query.where(s.runs.c.pipeline_id == hash_text("pipeline:" + pipeline)[:32])
+    if status is not None:
+        query = query.where(s.runs.c.status == status)
+    return query
+
+
+def _run_query() -> Any:
+    return (
+        select(s.runs, s.pipelines.c.name.label("pipeline_name"), s.pipeline_versions.c.spec_hash)
+        .join(s.pipelines, s.pipelines.c.id == s.runs.c.pipeline_id)
+        .join(s.pipeline_versions, s.pipeline_versions.c.id == s.runs.c.pipeline_version_id)
+    )
+
+
+def _run(row: Row[Any]) -> RunRecord:
+    return RunRecord(
+        id=row.id,
+        name=row.name,
+        pipeline_name=row.pipeline_name,
+        pipeline_version_id=row.pipeline_version_id,
+        status=row.status,
+        created_at=row.created_at,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        heartbeat_at=row.heartbeat_at,
+        host=row.host,
+        pid=row.pid,
+        orchestrator=row.orchestrator,
+        stack=_loads(row.stack, {}),
+        config=_loads(row.config, {}),
+        environment=_loads(row.environment, {}),
+        tags=_loads(row.tags, []),
+        error=row.error,
+        spec_hash=row.spec_hash,
+    )
+
+
+def _step_run(row: Row[Any]) -> StepRunRecord:
+    return StepRunRecord(
+        id=row.id,
+        run_id=row.run_id,
+        name=row.name,
+        source=row.source,
+        status=row.status,
+        created_at=row.created_at,
+        position=row.position,
+        cache_key=row.cache_key,
+        code_hash=row.code_hash,
+        parameters=_loads(row.parameters, {}),
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        attempts=row.attempts,
+        cached_from=row.cached_from,
+        error=row.error,
+    )
+
+
+def _artifact_version_query() -> Any:
+    av = s.artifact_versions
+    return (
+        select(av, s.artifacts.c.name.label("artifact_name"), s.step_runs.c.run_id)
+        .join(s.artifacts, s.artifacts.c.id == av.c.artifact_id)
+        .outerjoin(s.step_runs, s.step_runs.c.id == av.c.producer_step_run_id)
+    )
+
+
+def _artifact_version(row: Row[Any]) -> ArtifactVersionRecord:
+    return ArtifactVersionRecord(
+        id=row.id,
+        artifact_name=row.artifact_name,
+        version=row.version,
+        uri=row.uri,
+        content_hash=row.content_hash,
+        materializer=row.materializer,
+        data_type=row.data_type,
+        size=row.size,
+        created_at=row.created_at,
+        preview=row.preview,
+        producer_step_run_id=row.producer_step_run_id,
+        run_id=row.run_id,
+    )
+
+
+def _io_rows(
+    conn: Connection, table: Table, step_run_ids: Sequence[str]
+) -> dict[str, dict[str, ArtifactVersionRecord]]:
+    result: dict[str, dict[str, ArtifactVersionRecord]] = {}
+    query = (
+        _artifact_version_query()
+        .add_columns(table.c.step_run_id.label("io_step_run_id"), table.c.name.label("io_name"))
+        .join(table, table.c.artifact_version_id == s.artifact_versions.c.id)
+    )
+    for chunk in _chunks(list(step_run_ids)):
+        for r in conn.execute(query.where(table.c.step_run_id.in_(chunk))):
+            result.setdefault(r.io_step_run_id, {})[r.io_name] = _artifact_version(r)
+    return result
