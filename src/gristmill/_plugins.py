@@ -16,14 +16,28 @@ GROUPS = {
 
 
 @functools.cache
+def _all_groups() -> dict[str, dict[str, Any]]:
+    # One pass over the installed distributions for every gristmill group: each separate
+    # entry_points(group=...) call would read every distribution's metadata again.
+    from importlib.metadata import distributions
+
+    found: dict[str, dict[str, Any]] = {}
+    seen: set[str] = set()
+    for dist in distributions():  # in sys.path order: the first copy of a package wins
+        # The name from the dist-info folder avoids parsing every METADATA file.
+        name = getattr(dist, "_normalized_name", None) or dist.metadata["Name"]
+        if name in seen:
+            continue
+        seen.add(name)
+        for ep in dist.entry_points:
+            if ep.group.startswith("gristmill."):
+                found.setdefault(ep.group, {}).setdefault(ep.name, ep)
+    return found
+
+
 def entry_points(group: str) -> dict[str, Any]:
     """Name → EntryPoint for one group, first registration wins."""
-    from importlib.metadata import entry_points as _entry_points
-
-    found: dict[str, Any] = {}
-    for ep in _entry_points(group=group):
-        found.setdefault(ep.name, ep)
-    return found
+    return _all_groups().get(group, {})
 
 
 def load_plugin(kind: str, name: str) -> Any:

@@ -152,6 +152,8 @@ class _Tracer:
     def __init__(self, pipeline_name: str) -> None:
         self.pipeline_name = pipeline_name
         self.steps: list[StepSpec] = []
+        self.taken: set[str] = set()
+        self.next_suffix: dict[str, int] = {}
         self.functions: dict[str, Step[Any]] = {}
         self.outputs: dict[str, list[str]] = {}
 
@@ -204,11 +206,12 @@ class _Tracer:
             origin=origin,
         )
         self.steps.append(spec)
+        self.taken.add(step_id)
         self.functions[step_id] = step
         return _make_outputs(step_id, list(step.outputs), origin)
 
     def _invocation_id(self, step: Step[Any], explicit: Any, origin: str) -> str:
-        taken = {s.id for s in self.steps}
+        taken = self.taken
         if explicit is not None:
             if not isinstance(explicit, str):
                 raise PipelineDefinitionError(f"{origin}: id= must be a string, got {explicit!r}")
@@ -220,9 +223,10 @@ class _Tracer:
             return explicit
         if step.name not in taken:
             return step.name
-        n = 2
+        n = self.next_suffix.get(step.name, 2)
         while f"{step.name}_{n}" in taken:
             n += 1
+        self.next_suffix[step.name] = n + 1
         return f"{step.name}_{n}"
 
     def _after(self, after: Any, step_id: str, origin: str) -> list[str]:
@@ -466,7 +470,7 @@ def execute(
         listeners=listeners,
     )
     status = runner.run(context)
-    run = Client(project=project).get_run(plan.run_id)
+    run = Run(Client(project=project), store.get_run(plan.run_id))
     if status == Status.FAILED:
         failed = [o for o in context.outcomes.values() if o.status == Status.FAILED]
         message = f"run {plan.run_name} failed"

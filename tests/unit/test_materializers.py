@@ -120,7 +120,24 @@ def test_same_bytes_are_stored_once(store: LocalArtifactStore) -> None:
     assert first.content == second.content
     stored = [p for p in Path(store.root).glob("*/*") if p.parent.name != ".staging"]
     assert len(stored) == 1
-    assert not any((Path(store.root) / ".staging").iterdir())
+    assert not [p for p in (Path(store.root) / ".staging").rglob("*") if p.is_file()]
+
+
+def test_leftover_staging_from_killed_processes_is_swept(tmp_path: Path) -> None:
+    import os
+    import time
+
+    root = tmp_path / "artifacts"
+    leftover = root / ".staging" / "killed-midway"
+    leftover.mkdir(parents=True)
+    (leftover / "partial.npy").write_bytes(b"half")
+    old = time.time() - 2 * 3600
+    os.utime(leftover, (old, old))
+    fresh = root / ".staging" / "another-process-writing-now"
+    fresh.mkdir()
+    save_artifact(LocalArtifactStore(str(root)), [1, 2], where="test")
+    assert not leftover.exists()
+    assert fresh.exists()
 
 
 def test_pickle_fallback_is_logged_and_refused_from_untrusted_stores(

@@ -138,6 +138,10 @@ def test_dead_runs_are_detected(project: Project) -> None:
     while not (project.root / "started").exists():
         assert time.time() < deadline, "the step never started"
         time.sleep(0.05)
+    # a step that takes more than a moment is shown as running
+    while Client().get_run("latest").steps["hang"].status != "running":
+        assert time.time() < deadline, "the step was never shown as running"
+        time.sleep(0.05)
     process.kill()
     process.wait()
     run = Client().get_run("latest")  # reading reaps the dead run

@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,6 +28,8 @@ from gristmill._hashing import new_hasher
 from gristmill.errors import ArtifactStoreError
 
 COMPLETE_MARKER = ".gristmill-complete"
+STAGING_MAX_AGE_SECONDS = 3600.0
+_swept_roots: set[str] = set()  # staging folders already swept by this process
 _CHUNK = 4 * 1024 * 1024
 
 
@@ -38,28 +42,52 @@ class StoredContent:
     size: int
 
 
+def _files(directory: str, prefix: str = "") -> list[tuple[str, str]]:
+    """(relative posix path, absolute path) of every file below ``directory``, sorted."""
+    found: list[tuple[str, str]] = []
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            relative = f"{prefix}{entry.name}"
+            if entry.is_dir(follow_symlinks=False):
+                found.extend(_files(entry.path, relative + "/"))
+            elif entry.name != COMPLETE_MARKER:
+                found.append((relative, entry.path))
+    found.sort()
+    return found
+
+
+def _empty(directory: Path) -> None:
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
+            else:
+                Path(entry.path).unlink(missing_ok=True)
+
+
 def hash_directory(directory: Path) -> tuple[str, int]:
     """The content hash of a directory tree (relative paths, sizes and file bytes), and its
     size. One read pass; files were just written, so they come from the page cache."""
-    files = sorted(p for p in directory.rglob("*") if p.is_file() and p.name != COMPLETE_MARKER)
     tree = new_hasher()
     total = 0
-    buffer = bytearray(_CHUNK)
-    view = memoryview(buffer)
-    for path in files:
+    buffer: bytearray | None = None
+    for relative, path in _files(str(directory)):
         file_hash = new_hasher()
         size = 0
         with open(path, "rb", buffering=0) as handle:
-            while True:
-                read = handle.readinto(buffer)
-                if not read:
-                    break
-                file_hash.update(view[:read])
-                size += read
+            if os.fstat(handle.fileno()).st_size <= _CHUNK:
+                data = handle.read()  # small files, the common case: one read
+                file_hash.update(data)
+                size = len(data)
+            else:
+                if buffer is None:
+                    buffer = bytearray(_CHUNK)
+                view = memoryview(buffer)
+                while read := handle.readinto(buffer):
+                    file_hash.update(view[:read])
+                    size += read
         total += size
-        tree.update(
-            f"{path.relative_to(directory).as_posix()}\0{size}\0{file_hash.hexdigest()}\n".encode()
-        )
+        tree.update(f"{relative}\0{size}\0{file_hash.hexdigest()}\n".encode())
     return tree.hexdigest(), total
 
 
@@ -211,17 +239,43 @@ class LocalArtifactStore(ArtifactStore):
             str(Path(root).expanduser().resolve()), trusted=trusted, storage_options=storage_options
         )
         self._staging_root = Path(self.root) / ".staging"
+        self._spare: list[Path] = []
+        self._spare_lock = threading.Lock()
+        self._prefixes: set[str] = set()
+
+    def _sweep_staging(self) -> None:
+        """Remove staging directories left by processes that were killed mid-write (and spare
+        ones of finished processes); nothing ever points at them."""
+        _swept_roots.add(self.root)
+        cutoff = time.time() - STAGING_MAX_AGE_SECONDS
+        with os.scandir(self._staging_root) as entries:
+            for entry in entries:
+                try:
+                    if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                        shutil.rmtree(entry.path, ignore_errors=True)
+                except OSError:
+                    continue
 
     @contextmanager
     def staging(self) -> Iterator[Path]:
-        self._staging_root.mkdir(parents=True, exist_ok=True)
-        directory = self._staging_root / uuid.uuid4().hex
-        directory.mkdir()
+        with self._spare_lock:
+            directory = self._spare.pop() if self._spare else None
+        if directory is None:
+            if not self._staging_root.is_dir():
+                self._staging_root.mkdir(parents=True, exist_ok=True)
+            elif self.root not in _swept_roots:
+                self._sweep_staging()
+            directory = self._staging_root / uuid.uuid4().hex
+            directory.mkdir()
         try:
             yield directory
         finally:
+            # Published directories were renamed away; an unpublished one (same bytes already
+            # stored, or a failed save) is emptied and kept for the next output.
             if directory.exists():
-                shutil.rmtree(directory, ignore_errors=True)
+                _empty(directory)
+                with self._spare_lock:
+                    self._spare.append(directory)
 
     def publish(self, staged: Path) -> StoredContent:
         content_hash, size = hash_directory(staged)
@@ -229,7 +283,9 @@ class LocalArtifactStore(ArtifactStore):
         target = Path(uri)
         if not target.exists():
             try:
-                target.parent.mkdir(parents=True, exist_ok=True)
+                if content_hash[:2] not in self._prefixes:
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    self._prefixes.add(content_hash[:2])
                 staged.rename(target)
             except OSError as exc:
                 if not target.exists():  # not a concurrent writer of the same bytes

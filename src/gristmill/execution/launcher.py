@@ -17,7 +17,7 @@ from gristmill.errors import GristmillError, PipelineDefinitionError
 from gristmill.execution.caching import cache_key
 from gristmill.execution.context import StepContext, reset_context, set_context
 from gristmill.execution.logs import capture_logs
-from gristmill.store import Entity, MetadataRecord, NewArtifactVersion, Status
+from gristmill.store import Entity, NewArtifactVersion, Status, StepStart
 
 if TYPE_CHECKING:
     from gristmill.execution.plan import StepPlan
@@ -49,27 +49,22 @@ def launch_step(run: RunContext, step_id: str) -> StepOutcome:
         materializers=plan.materializers,
         settings=plan.result_settings(),
     )
-    input_ids = {arg: av.id for arg, av in inputs.items()}
+    start = StepStart(
+        started_at=started,
+        inputs={arg: av.id for arg, av in inputs.items()},
+        code_hash=step.code_hash,
+        cache_key=key,
+        parameters=plan.parameters,
+    )
     if plan.cache:
         hit = store.find_cached(key)
         if hit is not None:
-            original, outputs = hit
+            original, outputs, logged = hit.step_run, hit.outputs, hit.metadata
             if set(outputs) == set(plan.output_types) and all(
                 run.artifact_store.exists(av.uri) for av in outputs.values()
             ):
-                store.start_step_run(
-                    plan.step_run_id,
-                    started_at=started,
-                    inputs=input_ids,
-                    code_hash=step.code_hash,
-                    cache_key=key,
-                    parameters=plan.parameters,
-                )
                 # The metrics the original run logged describe these outputs: carry them over,
                 # so a cached run reports what its results are.
-                logged = _latest_values(
-                    store.get_metadata(Entity.STEP_RUN, [original.id])[original.id]
-                )
                 metadata = [
                     (Entity.STEP_RUN, plan.step_run_id, logged),
                     (Entity.RUN, run.plan.run_id, logged),
@@ -78,6 +73,7 @@ def launch_step(run: RunContext, step_id: str) -> StepOutcome:
                     step_id,
                     store.publish_step_run(
                         plan.step_run_id,
+                        start=start,
                         status=Status.CACHED,
                         ended_at=time.time(),
                         outputs=outputs,
@@ -88,14 +84,8 @@ def launch_step(run: RunContext, step_id: str) -> StepOutcome:
                 )
                 return StepOutcome(step_id, Status.CACHED)
 
-    store.start_step_run(
-        plan.step_run_id,
-        started_at=started,
-        inputs=input_ids,
-        code_hash=step.code_hash,
-        cache_key=key,
-        parameters=plan.parameters,
-    )
+    # Shown as running only if it still runs after a moment: a quick step costs one write.
+    run.monitor.running(plan.step_run_id, started)
     context = StepContext(
         run_id=run.plan.run_id,
         run_name=run.plan.run_name,
@@ -137,13 +127,16 @@ def launch_step(run: RunContext, step_id: str) -> StepOutcome:
                     )
             except BaseException as exc:
                 attempts = max(attempts, context.attempt, 1)
-                _record_failure(run, plan, context, exc, attempts, log_buffer.getvalue())
+                run.monitor.done(plan.step_run_id)
+                _record_failure(run, plan, start, context, exc, attempts, log_buffer.getvalue())
                 if not isinstance(exc, Exception):
                     raise  # KeyboardInterrupt, SystemExit: recorded, then let through
                 return StepOutcome(step_id, Status.FAILED, exc)
         logs_uri = _save_logs(run, plan, log_buffer.getvalue())
+        run.monitor.done(plan.step_run_id)
         published = store.publish_step_run(
             plan.step_run_id,
+            start=start,
             status=Status.COMPLETED,
             ended_at=time.time(),
             outputs=new_outputs,
@@ -156,10 +149,6 @@ def launch_step(run: RunContext, step_id: str) -> StepOutcome:
         return StepOutcome(step_id, Status.COMPLETED)
     finally:
         reset_context(token)
-
-
-def _latest_values(entries: list[MetadataRecord]) -> dict[str, Any]:
-    return {e.key: e.value for e in entries}
 
 
 def _call_with_retries(
@@ -231,6 +220,7 @@ def _save_logs(run: RunContext, plan: StepPlan, text: str) -> str | None:
 def _record_failure(
     run: RunContext,
     plan: StepPlan,
+    start: StepStart,
     context: StepContext,
     exc: BaseException,
     attempts: int,
@@ -242,6 +232,7 @@ def _record_failure(
     )
     run.store.fail_step_run(
         plan.step_run_id,
+        start=start,
         error=error,
         ended_at=time.time(),
         attempts=attempts,

@@ -71,7 +71,8 @@ class _StepLogHandler(logging.Handler):
             self.handleError(record)
 
 
-def _install() -> None:
+def install() -> None:
+    """Route stdout, stderr and logging through the step tees (counted; see ``uninstall``)."""
     global _active, _handler, _root_level
     with _lock:
         _active += 1
@@ -92,7 +93,8 @@ def _install() -> None:
             root.setLevel(logging.INFO)
 
 
-def _uninstall() -> None:
+def uninstall() -> None:
+    """Undo one ``install``; the last one restores the streams."""
     global _active, _handler, _root_level
     with _lock:
         _active -= 1
@@ -119,10 +121,10 @@ def capture_logs(enabled: bool = True) -> Iterator[io.StringIO]:
     if not enabled:
         yield buffer
         return
-    _install()
+    install()
     token = _buffer.set(buffer)
     try:
         yield buffer
     finally:
         _buffer.reset(token)
-        _uninstall()
+        uninstall()

@@ -16,11 +16,15 @@ from typing import Any
 
 from gristmill.artifacts import ArtifactStore
 from gristmill.errors import NotFoundError
+from gristmill.execution import logs
 from gristmill.execution.launcher import StepOutcome, launch_step
 from gristmill.execution.plan import RunPlan
 from gristmill.stacks import Stack
 from gristmill.store import ArtifactVersionRecord, MetadataStore, RunRecord, Status, StepRunRecord
 from gristmill.store.base import HEARTBEAT_SECONDS
+
+# How long a step runs before it is shown as running (a write the quick steps skip).
+RUNNING_MARK_DELAY = 0.1
 
 
 class RunListener:
@@ -56,10 +60,10 @@ class RunContext:
         self.outcomes: dict[str, StepOutcome] = {}
         self._outputs: dict[str, dict[str, ArtifactVersionRecord]] = {}
         self._lock = threading.Lock()
-        self._stop_heartbeat = threading.Event()
-        self._heartbeat: threading.Thread | None = None
+        self.monitor = _Monitor(store, plan.run_id)
         self._git: _GitProbe | None = None
         self._environment: dict[str, Any] = {}
+        self._logs_installed = False
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -103,21 +107,17 @@ class RunContext:
             for p in plan.steps.values()
         ]
         self.store.create_run(record, steps)
-        self._heartbeat = threading.Thread(
-            target=self._beat, name=f"gristmill-heartbeat-{plan.run_id[:8]}", daemon=True
-        )
-        self._heartbeat.start()
-
-    def _beat(self) -> None:
-        while not self._stop_heartbeat.wait(HEARTBEAT_SECONDS):
-            try:
-                self.store.heartbeat(self.plan.run_id, time.time())
-            except Exception:  # a missed beat is retried next time; the run goes on
-                continue
+        # Held for the whole run, so each step only switches buffers.
+        logs.install()
+        self._logs_installed = True
+        self.monitor.start()
 
     def finish(self, *, error: str | None = None, interrupted: bool = False) -> str:
         """Stop what never ran, set the run's final status and return it."""
-        self._stop_heartbeat.set()
+        self.monitor.stop()
+        if self._logs_installed:
+            logs.uninstall()
+            self._logs_installed = False
         never_ran = [s for s in self.plan.order if s not in self.outcomes]
         if never_ran:
             reason = (
@@ -233,6 +233,56 @@ class RunContext:
         return produced[output]
 
 
+class _Monitor:
+    """One background thread per run: the run's heartbeat, and the ``running`` mark of steps
+    still running after ``RUNNING_MARK_DELAY`` (quick steps never need that extra write)."""
+
+    def __init__(self, store: MetadataStore, run_id: str) -> None:
+        self._store = store
+        self._run_id = run_id
+        self._lock = threading.Lock()
+        self._due: dict[str, tuple[float, float]] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(
+            target=self._loop, name=f"gristmill-monitor-{self._run_id[:8]}", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def running(self, step_run_id: str, started_at: float) -> None:
+        with self._lock:
+            self._due[step_run_id] = (time.monotonic() + RUNNING_MARK_DELAY, started_at)
+
+    def done(self, step_run_id: str) -> None:
+        with self._lock:
+            self._due.pop(step_run_id, None)
+
+    def _loop(self) -> None:
+        next_beat = time.monotonic() + HEARTBEAT_SECONDS
+        while not self._stop.wait(RUNNING_MARK_DELAY):
+            now = time.monotonic()
+            with self._lock:
+                ready = [(k, started) for k, (due, started) in self._due.items() if due <= now]
+                for key, _ in ready:
+                    del self._due[key]
+            try:
+                for step_run_id, started_at in ready:
+                    self._store.mark_running(step_run_id, started_at=started_at)
+                if now >= next_beat:
+                    self._store.heartbeat(self._run_id, time.time())
+                    next_beat = now + HEARTBEAT_SECONDS
+            except Exception:  # a missed mark or beat is not worth failing the run for
+                continue
+
+
 def _environment() -> dict[str, Any]:
     from gristmill._version import __version__
 
@@ -246,12 +296,24 @@ def _environment() -> dict[str, Any]:
     }
 
 
+# Runs started within this many seconds of a git probe in the same folder reuse its answer
+# (a notebook or a loop of runs would otherwise spawn git twice per run).
+GIT_PROBE_TTL_SECONDS = 10.0
+_git_answers: dict[str, tuple[float, dict[str, Any]]] = {}
+
+
 class _GitProbe:
     """Asks git for the commit and dirty flag in the background while the run goes on (git can
     take tens of milliseconds), and stores the answer with the run when it finishes."""
 
     def __init__(self) -> None:
         self.result: dict[str, Any] = {}
+        self._folder = str(Path.cwd())
+        self._thread: threading.Thread | None = None
+        cached = _git_answers.get(self._folder)
+        if cached is not None and time.monotonic() - cached[0] < GIT_PROBE_TTL_SECONDS:
+            self.result = cached[1]
+            return
         self._thread = threading.Thread(target=self._probe, name="gristmill-git", daemon=True)
         self._thread.start()
 
@@ -276,8 +338,11 @@ class _GitProbe:
             self.result = {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
         except (OSError, subprocess.SubprocessError):
             return
+        finally:
+            _git_answers[self._folder] = (time.monotonic(), self.result)
 
     def wait(self) -> bool:
         """Whether git answered (the project is a git checkout)."""
-        self._thread.join(timeout=10)
+        if self._thread is not None:
+            self._thread.join(timeout=10)
         return bool(self.result)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from gristmill.store.base import MetadataStore
 from gristmill.store.records import (
     ArtifactVersionRecord,
+    CacheHit,
     Entity,
     LineageGraph,
     MetadataRecord,
@@ -14,10 +15,12 @@ from gristmill.store.records import (
     RunRecord,
     Status,
     StepRunRecord,
+    StepStart,
 )
 
 __all__ = [
     "ArtifactVersionRecord",
+    "CacheHit",
     "Entity",
     "LineageGraph",
     "MetadataRecord",
@@ -27,6 +30,7 @@ __all__ = [
     "RunRecord",
     "Status",
     "StepRunRecord",
+    "StepStart",
     "open_store",
 ]
 

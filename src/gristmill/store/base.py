@@ -9,12 +9,14 @@ from typing import Any
 
 from gristmill.store.records import (
     ArtifactVersionRecord,
+    CacheHit,
     LineageGraph,
     MetadataRecord,
     NewArtifactVersion,
     PipelineRecord,
     RunRecord,
     StepRunRecord,
+    StepStart,
 )
 
 # How long a running run may go without a heartbeat before it is declared dead.
@@ -38,29 +40,21 @@ class MetadataStore(abc.ABC):
         """Insert a run and its step runs (all ``pending``) in one transaction."""
 
     @abc.abstractmethod
-    def start_step_run(
-        self,
-        step_run_id: str,
-        *,
-        started_at: float,
-        inputs: Mapping[str, str],
-        code_hash: str,
-        cache_key: str | None,
-        parameters: Mapping[str, Any],
-    ) -> None:
-        """Mark a step run ``running`` and record its input artifact versions."""
+    def mark_running(self, step_run_id: str, *, started_at: float) -> None:
+        """Show a step run as ``running`` (only while it is still ``pending``). The launcher
+        calls this only for steps still running after a moment, so short steps cost one write."""
 
     @abc.abstractmethod
-    def find_cached(
-        self, cache_key: str
-    ) -> tuple[StepRunRecord, dict[str, ArtifactVersionRecord]] | None:
-        """The latest completed step run with this cache key and its outputs, if any."""
+    def find_cached(self, cache_key: str) -> CacheHit | None:
+        """The latest completed step run with this cache key, its outputs and the metadata it
+        logged, if there is one."""
 
     @abc.abstractmethod
     def publish_step_run(
         self,
         step_run_id: str,
         *,
+        start: StepStart,
         status: str,
         ended_at: float,
         outputs: Mapping[str, NewArtifactVersion | ArtifactVersionRecord],
@@ -69,14 +63,16 @@ class MetadataStore(abc.ABC):
         cached_from: str | None = None,
         logs_uri: str | None = None,
     ) -> dict[str, ArtifactVersionRecord]:
-        """Atomically: create (or reuse) the output artifact versions, link them, attach the
-        metadata ``(entity_type, entity_id or output name, values)`` and set the final status."""
+        """Atomically: record how the step started (inputs, cache key, ...), create (or reuse)
+        the output artifact versions, link them, attach the metadata ``(entity_type, entity_id
+        or output name, values)`` and set the final status."""
 
     @abc.abstractmethod
     def fail_step_run(
         self,
         step_run_id: str,
         *,
+        start: StepStart,
         error: str,
         ended_at: float,
         attempts: int,

@@ -31,7 +31,7 @@ class Entity:
     ALL = (RUN, STEP_RUN, ARTIFACT_VERSION)
 
 
-@dataclass(slots=True)
+@dataclass
 class RunRecord:
     id: str
     name: str
@@ -53,7 +53,7 @@ class RunRecord:
     spec_hash: str | None = None
 
 
-@dataclass(slots=True)
+@dataclass
 class StepRunRecord:
     id: str
     run_id: str
@@ -72,7 +72,7 @@ class StepRunRecord:
     error: str | None = None
 
 
-@dataclass(slots=True)
+@dataclass
 class ArtifactVersionRecord:
     id: str
     artifact_name: str
@@ -88,7 +88,27 @@ class ArtifactVersionRecord:
     run_id: str | None = None
 
 
-@dataclass(slots=True)
+@dataclass
+class CacheHit:
+    """A completed step run whose outputs a new step run can reuse, and what it logged."""
+
+    step_run: StepRunRecord
+    outputs: dict[str, ArtifactVersionRecord]
+    metadata: dict[str, Any]
+
+
+@dataclass
+class StepStart:
+    """How a step run started: recorded with its outcome, in the same transaction."""
+
+    started_at: float
+    inputs: dict[str, str]
+    code_hash: str
+    cache_key: str | None
+    parameters: dict[str, Any]
+
+
+@dataclass
 class NewArtifactVersion:
     """What the launcher hands the store to publish one output (the bytes are already stored)."""
 
@@ -102,7 +122,7 @@ class NewArtifactVersion:
     metadata: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(slots=True)
+@dataclass
 class MetadataRecord:
     entity_type: str
     entity_id: str
@@ -112,7 +132,7 @@ class MetadataRecord:
     created_at: float
 
 
-@dataclass(slots=True)
+@dataclass
 class PipelineRecord:
     id: str
     name: str
@@ -122,7 +142,7 @@ class PipelineRecord:
     latest_spec_hash: str | None = None
 
 
-@dataclass(slots=True)
+@dataclass
 class LineageGraph:
     """Artifact versions reached from one artifact version, the step runs between them, and
     edges ``(input artifact version, step run, output artifact version)``."""

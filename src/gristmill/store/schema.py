@@ -119,8 +119,6 @@ artifact_versions = Table(
     Column("producer_step_run_id", ID, ForeignKey("step_runs.id")),
     Column("created_at", Float, nullable=False),
     UniqueConstraint("artifact_id", "version"),
-    Index(None, "content_hash"),
-    Index(None, "producer_step_run_id"),
     Index(None, "created_at"),
 )
 
@@ -131,6 +129,8 @@ step_run_inputs = Table(
     Column("name", String(255), primary_key=True),
     Column("artifact_version_id", ID, ForeignKey("artifact_versions.id"), nullable=False),
     Index(None, "artifact_version_id"),
+    # Clustered on the key: one B-tree to write per edge, not a table plus its key index.
+    sqlite_with_rowid=False,
 )
 
 step_run_outputs = Table(
@@ -140,6 +140,7 @@ step_run_outputs = Table(
     Column("name", String(255), primary_key=True),
     Column("artifact_version_id", ID, ForeignKey("artifact_versions.id"), nullable=False),
     Index(None, "artifact_version_id"),
+    sqlite_with_rowid=False,
 )
 
 metadata_entries = Table(

@@ -10,7 +10,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,7 @@ from sqlalchemy import (
     Engine,
     Row,
     Table,
+    bindparam,
     create_engine,
     event,
     func,
@@ -38,6 +39,7 @@ from gristmill.store import schema as s
 from gristmill.store.base import STALE_AFTER_SECONDS, MetadataStore
 from gristmill.store.records import (
     ArtifactVersionRecord,
+    CacheHit,
     Entity,
     LineageGraph,
     MetadataRecord,
@@ -46,6 +48,7 @@ from gristmill.store.records import (
     RunRecord,
     Status,
     StepRunRecord,
+    StepStart,
 )
 
 _WRITE = "gristmill_write"
@@ -105,7 +108,9 @@ class SQLStore(MetadataStore):
         self.url = url
         self.engine = _create_engine(url)
         self.dialect = self.engine.dialect.name
+        # Rows this process knows exist (they are never deleted while it runs).
         self._known_artifacts: set[str] = set()
+        self._known_versions: set[str] = set()
         self._known_lock = threading.Lock()
         self._ensure_schema()
 
@@ -194,6 +199,8 @@ class SQLStore(MetadataStore):
     def register_pipeline_version(self, name: str, spec_hash: str, spec_json: str) -> str:
         pipeline_id = hash_text("pipeline:" + name)[:32]
         version_id = hash_text(f"pipeline-version:{name}:{spec_hash}")[:32]
+        if version_id in self._known_versions:
+            return version_id
 
         def work(conn: Connection) -> str:
             if conn.execute(
@@ -217,6 +224,7 @@ class SQLStore(MetadataStore):
             return version_id
 
         result: str = self._retrying(work)
+        self._known_versions.add(version_id)
         return result
 
     def create_run(self, run: RunRecord, step_runs: Sequence[StepRunRecord]) -> None:
@@ -273,60 +281,34 @@ class SQLStore(MetadataStore):
                 conn.execute(select(s.runs.c.id).where(s.runs.c.name == name)).first() is not None
             )
 
-    def start_step_run(
-        self,
-        step_run_id: str,
-        *,
-        started_at: float,
-        inputs: Mapping[str, str],
-        code_hash: str,
-        cache_key: str | None,
-        parameters: Mapping[str, Any],
-    ) -> None:
+    def mark_running(self, step_run_id: str, *, started_at: float) -> None:
         def work(conn: Connection) -> None:
-            conn.execute(
-                update(s.step_runs)
-                .where(s.step_runs.c.id == step_run_id)
-                .values(
-                    status=Status.RUNNING,
-                    started_at=started_at,
-                    code_hash=code_hash,
-                    cache_key=cache_key,
-                    parameters=_dumps(dict(parameters)),
-                )
-            )
-            if inputs:
-                conn.execute(
-                    insert(s.step_run_inputs),
-                    [
-                        {"step_run_id": step_run_id, "name": k, "artifact_version_id": v}
-                        for k, v in inputs.items()
-                    ],
-                )
+            _execute(conn, _Q.mark_running, {"step_run_id": step_run_id, "started_at": started_at})
 
         self._retrying(work)
 
-    def find_cached(
-        self, cache_key: str
-    ) -> tuple[StepRunRecord, dict[str, ArtifactVersionRecord]] | None:
+    def find_cached(self, cache_key: str) -> CacheHit | None:
         with self.engine.connect() as conn:
-            row = conn.execute(
-                select(s.step_runs)
-                .where(
-                    s.step_runs.c.cache_key == cache_key, s.step_runs.c.status == Status.COMPLETED
-                )
-                .order_by(s.step_runs.c.ended_at.desc())
-                .limit(1)
-            ).first()
+            row = _execute(conn, _Q.find_cached, {"cache_key": cache_key}).first()
             if row is None:
                 return None
-            outputs = _io_rows(conn, s.step_run_outputs, [row.id])
-        return _step_run(row), outputs.get(row.id, {})
+            outputs = {
+                r.io_name: _artifact_version(r)
+                for r in _execute(conn, _Q.outputs_of_step_run, {"step_run_id": row.id}).all()
+            }
+            logged = {
+                r.key: json.loads(r.value)
+                for r in _execute(
+                    conn, _Q.metadata_of, {"entity_type": Entity.STEP_RUN, "entity_id": row.id}
+                ).all()
+            }
+        return CacheHit(_step_run(row), outputs, logged)
 
     def publish_step_run(
         self,
         step_run_id: str,
         *,
+        start: StepStart,
         status: str,
         ended_at: float,
         outputs: Mapping[str, NewArtifactVersion | ArtifactVersionRecord],
@@ -336,8 +318,14 @@ class SQLStore(MetadataStore):
         logs_uri: str | None = None,
     ) -> dict[str, ArtifactVersionRecord]:
         entries = [(entity, ref, _metadata_rows(values)) for entity, ref, values in metadata]
+        new_artifacts: set[str] = set()
+
+        started = _start_values(step_run_id, start)
 
         def work(conn: Connection) -> dict[str, ArtifactVersionRecord]:
+            new_artifacts.clear()
+            if started["inputs"]:
+                _execute(conn, _Q.insert_inputs, started["inputs"])
             published: dict[str, ArtifactVersionRecord] = {}
             metadata_rows: list[dict[str, Any]] = []
             for name, out in outputs.items():
@@ -345,11 +333,12 @@ class SQLStore(MetadataStore):
                     published[name] = out
                 else:
                     published[name] = self._publish_version(
-                        conn, out, step_run_id, ended_at, metadata_rows
+                        conn, out, step_run_id, ended_at, metadata_rows, new_artifacts
                     )
             if published:
-                conn.execute(
-                    insert(s.step_run_outputs),
+                _execute(
+                    conn,
+                    _Q.insert_outputs,
                     [
                         {"step_run_id": step_run_id, "name": k, "artifact_version_id": v.id}
                         for k, v in published.items()
@@ -362,22 +351,27 @@ class SQLStore(MetadataStore):
                     for r in rows
                 )
             if metadata_rows:
-                conn.execute(insert(s.metadata_entries), metadata_rows)
+                _execute(conn, _Q.insert_metadata, metadata_rows)
             if logs_uri:
                 self._insert_log(conn, step_run_id, logs_uri, ended_at)
-            conn.execute(
-                update(s.step_runs)
-                .where(s.step_runs.c.id == step_run_id)
-                .values(
-                    status=status,
-                    ended_at=ended_at,
-                    attempts=attempts,
-                    cached_from=cached_from,
-                )
+            _execute(
+                conn,
+                _Q.finish_step_run,
+                {
+                    **started["row"],
+                    "status": status,
+                    "ended_at": ended_at,
+                    "attempts": attempts,
+                    "cached_from": cached_from,
+                    "error": None,
+                },
             )
             return published
 
         result: dict[str, ArtifactVersionRecord] = self._retrying(work)
+        # Remembered only once committed: a rolled-back insert must be tried again.
+        with self._known_lock:
+            self._known_artifacts.update(new_artifacts)
         return result
 
     def _publish_version(
@@ -387,11 +381,10 @@ class SQLStore(MetadataStore):
         producer: str,
         now: float,
         metadata_rows: list[dict[str, Any]],
+        new_artifacts: set[str],
     ) -> ArtifactVersionRecord:
         version_id = artifact_version_id(new)
-        existing = conn.execute(
-            _artifact_version_query().where(s.artifact_versions.c.id == version_id)
-        ).first()
+        existing = _execute(conn, _Q.artifact_version_by_id, {"id": version_id}).first()
         if existing is not None:
             return _artifact_version(existing)
         art_id = artifact_id(new.artifact_name)
@@ -399,15 +392,11 @@ class SQLStore(MetadataStore):
             self._insert_missing(
                 conn, s.artifacts, {"id": art_id, "name": new.artifact_name, "created_at": now}
             )
-            with self._known_lock:
-                self._known_artifacts.add(new.artifact_name)
-        version = conn.execute(
-            select(func.coalesce(func.max(s.artifact_versions.c.version), 0) + 1).where(
-                s.artifact_versions.c.artifact_id == art_id
-            )
-        ).scalar_one()
-        conn.execute(
-            insert(s.artifact_versions),
+            new_artifacts.add(new.artifact_name)
+        version = _execute(conn, _Q.next_version, {"artifact_id": art_id}).scalar_one()
+        _execute(
+            conn,
+            _Q.insert_artifact_version,
             {
                 "id": version_id,
                 "artifact_id": art_id,
@@ -461,17 +450,13 @@ class SQLStore(MetadataStore):
             conn.execute(insert(table), row)
 
     def _insert_log(self, conn: Connection, step_run_id: str, uri: str, at: float) -> None:
-        run_id = (
-            select(s.step_runs.c.run_id).where(s.step_runs.c.id == step_run_id).scalar_subquery()
-        )
-        conn.execute(
-            insert(s.logs).values(run_id=run_id, step_run_id=step_run_id, uri=uri, created_at=at)
-        )
+        _execute(conn, _Q.insert_log, {"step_run_id": step_run_id, "uri": uri, "created_at": at})
 
     def fail_step_run(
         self,
         step_run_id: str,
         *,
+        start: StepStart,
         error: str,
         ended_at: float,
         attempts: int,
@@ -483,17 +468,22 @@ class SQLStore(MetadataStore):
             for entity, ref, values in metadata
             if entity != Entity.ARTIFACT_VERSION
         ]
+        started = _start_values(step_run_id, start)
 
         def work(conn: Connection) -> None:
-            conn.execute(
-                update(s.step_runs)
-                .where(s.step_runs.c.id == step_run_id)
-                .values(
-                    status=Status.FAILED,
-                    ended_at=ended_at,
-                    attempts=attempts,
-                    error=error,
-                )
+            if started["inputs"]:
+                _execute(conn, _Q.insert_inputs, started["inputs"])
+            _execute(
+                conn,
+                _Q.finish_step_run,
+                {
+                    **started["row"],
+                    "status": Status.FAILED,
+                    "ended_at": ended_at,
+                    "attempts": attempts,
+                    "cached_from": None,
+                    "error": error,
+                },
             )
             rows = [
                 {**r, "entity_type": entity, "entity_id": ref, "created_at": ended_at}
@@ -900,6 +890,9 @@ def _create_engine(url: str) -> Engine:
             connect_args={"timeout": 60, "isolation_level": None, "check_same_thread": False},
             pool_size=8,
             max_overflow=64,
+            # Connection.close() already rolls back what is open; a second rollback on every
+            # return to the pool is a wasted round trip per transaction.
+            pool_reset_on_return=None,
         )
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
@@ -918,6 +911,7 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=60000")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA wal_autocheckpoint=20000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
@@ -967,6 +961,96 @@ def _safe_url(url: str) -> str:
         user = creds.split(":", 1)[0]
         return f"{scheme}://{user}:***@{host}" if ":" in creds else url
     return url
+
+
+class _Prepared:
+    """A statement SQLAlchemy compiles once per dialect (and per set of inserted columns),
+    executed on the DBAPI cursor of an SQLAlchemy connection inside its transaction. The hot
+    path runs a handful of these per step, and SQLAlchemy's per-statement machinery costs
+    several times what SQLite itself does; everything else uses SQLAlchemy as usual."""
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build = build  # built on first use: a run uses only some of these
+        self._statement: Any = None
+        self._compiled: dict[tuple[str, tuple[str, ...]], Any] = {}
+
+    def compiled(self, dialect: Any, keys: tuple[str, ...]) -> Any:
+        found = self._compiled.get((dialect.name, keys))
+        if found is None:
+            if self._statement is None:
+                self._statement = self._build()
+            is_insert = getattr(self._statement, "is_insert", False)
+            found = self._statement.compile(
+                dialect=dialect, column_keys=list(keys) if is_insert else None
+            )
+            self._compiled[(dialect.name, keys)] = found
+        return found
+
+
+class _Result:
+    def __init__(self, cursor: Any) -> None:
+        self.cursor = cursor
+
+    def all(self) -> list[_Row]:
+        if self.cursor.description is None:
+            return []
+        names = [d[0] for d in self.cursor.description]
+        return [_Row(zip(names, values, strict=True)) for values in self.cursor.fetchall()]
+
+    def first(self) -> _Row | None:
+        rows = self.all()
+        return rows[0] if rows else None
+
+    def scalar_one(self) -> Any:
+        return self.cursor.fetchone()[0]
+
+
+class _Row(dict[str, Any]):
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def _execute(conn: Connection, prepared: _Prepared, values: Any) -> _Result:
+    """Execute a prepared statement with one parameter dict, or many (executemany)."""
+    many = isinstance(values, list)
+    rows = values if many else [values]
+    compiled = prepared.compiled(conn.dialect, tuple(rows[0]) if rows else ())
+    names = compiled.positiontup if compiled.positional else None
+
+    def bind(row: dict[str, Any]) -> Any:
+        params = compiled.construct_params(row)
+        return tuple(params[n] for n in names) if names is not None else params
+
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        if many:
+            cursor.executemany(compiled.string, [bind(r) for r in rows])
+        else:
+            cursor.execute(compiled.string, bind(values))
+    except conn.dialect.loaded_dbapi.Error as exc:
+        raise DBAPIError.instance(
+            compiled.string, values, exc, conn.dialect.loaded_dbapi.Error
+        ) from exc
+    return _Result(cursor)
+
+
+def _start_values(step_run_id: str, start: StepStart) -> dict[str, Any]:
+    return {
+        "row": {
+            "step_run_id": step_run_id,
+            "started_at": start.started_at,
+            "code_hash": start.code_hash,
+            "cache_key": start.cache_key,
+            "parameters": _dumps(start.parameters),
+        },
+        "inputs": [
+            {"step_run_id": step_run_id, "name": k, "artifact_version_id": v}
+            for k, v in start.inputs.items()
+        ],
+    }
 
 
 def _chunks(items: list[str], size: int = 500) -> Iterator[list[str]]:
@@ -1021,7 +1105,7 @@ def _run(row: Row[Any]) -> RunRecord:
     )
 
 
-def _step_run(row: Row[Any]) -> StepRunRecord:
+def _step_run(row: Any) -> StepRunRecord:
     return StepRunRecord(
         id=row.id,
         run_id=row.run_id,
@@ -1050,7 +1134,7 @@ def _artifact_version_query() -> Any:
     )
 
 
-def _artifact_version(row: Row[Any]) -> ArtifactVersionRecord:
+def _artifact_version(row: Any) -> ArtifactVersionRecord:
     return ArtifactVersionRecord(
         id=row.id,
         artifact_name=row.artifact_name,
@@ -1080,3 +1164,89 @@ def _io_rows(
         for r in conn.execute(query.where(table.c.step_run_id.in_(chunk))):
             result.setdefault(r.io_step_run_id, {})[r.io_name] = _artifact_version(r)
     return result
+
+
+class _Q:
+    """The statements run for every step, built once: building and caching a new statement
+    object per call costs more than executing it."""
+
+    mark_running = _Prepared(
+        lambda: (
+            update(s.step_runs)
+            .where(
+                s.step_runs.c.id == bindparam("step_run_id"), s.step_runs.c.status == Status.PENDING
+            )
+            .values(status=Status.RUNNING, started_at=bindparam("started_at"))
+        )
+    )
+    finish_step_run = _Prepared(
+        lambda: (
+            update(s.step_runs)
+            .where(s.step_runs.c.id == bindparam("step_run_id"))
+            .values(
+                status=bindparam("status"),
+                started_at=bindparam("started_at"),
+                ended_at=bindparam("ended_at"),
+                code_hash=bindparam("code_hash"),
+                cache_key=bindparam("cache_key"),
+                parameters=bindparam("parameters"),
+                attempts=bindparam("attempts"),
+                cached_from=bindparam("cached_from"),
+                error=bindparam("error"),
+            )
+        )
+    )
+    insert_inputs = _Prepared(lambda: insert(s.step_run_inputs))
+    insert_outputs = _Prepared(lambda: insert(s.step_run_outputs))
+    insert_metadata = _Prepared(lambda: insert(s.metadata_entries))
+    insert_artifact_version = _Prepared(lambda: insert(s.artifact_versions))
+    insert_log = _Prepared(
+        lambda: insert(s.logs).values(
+            run_id=select(s.step_runs.c.run_id)
+            .where(s.step_runs.c.id == bindparam("step_run_id"))
+            .scalar_subquery(),
+            step_run_id=bindparam("step_run_id"),
+            uri=bindparam("uri"),
+            created_at=bindparam("created_at"),
+        )
+    )
+    find_cached = _Prepared(
+        lambda: (
+            select(s.step_runs)
+            .where(
+                s.step_runs.c.cache_key == bindparam("cache_key"),
+                s.step_runs.c.status == Status.COMPLETED,
+            )
+            .order_by(s.step_runs.c.ended_at.desc())
+            .limit(1)
+        )
+    )
+    metadata_of = _Prepared(
+        lambda: (
+            select(s.metadata_entries.c.key, s.metadata_entries.c.value)
+            .where(
+                s.metadata_entries.c.entity_type == bindparam("entity_type"),
+                s.metadata_entries.c.entity_id == bindparam("entity_id"),
+            )
+            .order_by(s.metadata_entries.c.id)
+        )
+    )
+    next_version = _Prepared(
+        lambda: select(func.coalesce(func.max(s.artifact_versions.c.version), 0) + 1).where(
+            s.artifact_versions.c.artifact_id == bindparam("artifact_id")
+        )
+    )
+    artifact_version_by_id = _Prepared(
+        lambda: _artifact_version_query().where(s.artifact_versions.c.id == bindparam("id"))
+    )
+    outputs_of_step_run = _Prepared(
+        lambda: (
+            _artifact_version_query()
+            .add_columns(s.step_run_outputs.c.name.label("io_name"))
+            .join(
+                s.step_run_outputs,
+                s.step_run_outputs.c.artifact_version_id == s.artifact_versions.c.id,
+            )
+            .where(s.step_run_outputs.c.step_run_id == bindparam("step_run_id"))
+        )
+    )

@@ -164,15 +164,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("artifact_versions", schema=None) as batch_op:
         batch_op.create_index(
-            batch_op.f("ix_artifact_versions_content_hash"), ["content_hash"], unique=False
-        )
-        batch_op.create_index(
             batch_op.f("ix_artifact_versions_created_at"), ["created_at"], unique=False
-        )
-        batch_op.create_index(
-            batch_op.f("ix_artifact_versions_producer_step_run_id"),
-            ["producer_step_run_id"],
-            unique=False,
         )
 
     op.create_table(
@@ -207,6 +199,7 @@ def upgrade() -> None:
             ["step_run_id"], ["step_runs.id"], name=op.f("fk_step_run_inputs_step_run_id_step_runs")
         ),
         sa.PrimaryKeyConstraint("step_run_id", "name", name=op.f("pk_step_run_inputs")),
+        sqlite_with_rowid=False,
     )
     with op.batch_alter_table("step_run_inputs", schema=None) as batch_op:
         batch_op.create_index(
@@ -231,6 +224,7 @@ def upgrade() -> None:
             name=op.f("fk_step_run_outputs_step_run_id_step_runs"),
         ),
         sa.PrimaryKeyConstraint("step_run_id", "name", name=op.f("pk_step_run_outputs")),
+        sqlite_with_rowid=False,
     )
     with op.batch_alter_table("step_run_outputs", schema=None) as batch_op:
         batch_op.create_index(
@@ -257,9 +251,7 @@ def downgrade() -> None:
 
     op.drop_table("logs")
     with op.batch_alter_table("artifact_versions", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_artifact_versions_producer_step_run_id"))
         batch_op.drop_index(batch_op.f("ix_artifact_versions_created_at"))
-        batch_op.drop_index(batch_op.f("ix_artifact_versions_content_hash"))
 
     op.drop_table("artifact_versions")
     with op.batch_alter_table("step_runs", schema=None) as batch_op:
