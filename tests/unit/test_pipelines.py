@@ -165,6 +165,18 @@ def test_bad_invocations(body: Any, error: type[Exception], message: str) -> Non
     assert RAN == []
 
 
+def test_a_cycle_made_with_after_is_rejected() -> None:
+    @pipeline
+    def p() -> None:
+        note(id="first", after="second")
+        note(id="second", after="first")
+
+    with pytest.raises(
+        PipelineDefinitionError, match=r"cycle: (first|second) -> (second|first) -> "
+    ):
+        p.compile()
+
+
 def test_placeholder_misuse_is_explained() -> None:
     @pipeline
     def truthy() -> None:

@@ -14,19 +14,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--step", action="append", required=True, help="step id (repeatable)")
     args = parser.parse_args(argv)
 
+    from gristmill.errors import GristmillError
     from gristmill.execution.run import RunContext
     from gristmill.project import find_project
     from gristmill.store import Status
 
-    run = RunContext.attach(args.run, store=find_project().store())
-    ok = True
-    for step_id in args.step:
-        if step_id not in run.plan.steps:
-            parser.error(f"run {run.plan.run_name} has no step '{step_id}'")
-        outcome = run.launch(step_id)
-        if outcome.status not in Status.SUCCEEDED:
-            print(f"step '{step_id}' {outcome.status}: {outcome.error}", file=sys.stderr)
-            ok = False
+    try:
+        run = RunContext.attach(args.run, store=find_project().store())
+        ok = True
+        for step_id in args.step:
+            if step_id not in run.plan.steps:
+                parser.error(f"run {run.plan.run_name} has no step '{step_id}'")
+            outcome = run.launch(step_id)
+            if outcome.status not in Status.SUCCEEDED:
+                print(f"step '{step_id}' {outcome.status}: {outcome.error}", file=sys.stderr)
+                ok = False
+    except GristmillError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     return 0 if ok else 1
 
 

@@ -118,6 +118,7 @@ class RunContext:
         if self._logs_installed:
             logs.uninstall()
             self._logs_installed = False
+        self._collect_remote_outcomes()
         never_ran = [s for s in self.plan.order if s not in self.outcomes]
         if never_ran:
             reason = (
@@ -176,6 +177,18 @@ class RunContext:
             stack=stack,
             orchestrator=record.orchestrator or "unknown",
         )
+
+    def _collect_remote_outcomes(self) -> None:
+        """Steps launched by other processes (remote orchestrators) count with the status
+        they recorded."""
+        if len(self.outcomes) == len(self.plan.order):
+            return
+        for record in self.store.get_step_runs(self.plan.run_id):
+            if record.name not in self.outcomes and record.status in Status.FINISHED:
+                error = (
+                    RuntimeError(record.error.strip().splitlines()[-1]) if record.error else None
+                )
+                self.outcomes[record.name] = StepOutcome(record.name, record.status, error)
 
     # -- what orchestrators call --------------------------------------------------------------
 
