@@ -52,13 +52,14 @@ def test_steps_launched_in_other_processes_make_one_tracked_run(project: Project
 def test_a_failing_remote_step_exits_1(project: Project) -> None:
     plan = splitting.compile(n=3)
     stack = project.stack()
-    RunContext(
+    run = RunContext(
         plan,
         store=project.store(),
         artifact_store=stack.artifact_store(),
         stack=stack,
         orchestrator="test-remote",
-    ).start()
+    )
+    run.start()
     missing_input = launch(plan.run_id, "split")  # its upstream step never ran
     assert missing_input.returncode == 1
     assert "has not completed" in missing_input.stderr
@@ -66,3 +67,4 @@ def test_a_failing_remote_step_exits_1(project: Project) -> None:
     unknown = launch(plan.run_id, "nope")
     assert unknown.returncode == 2
     assert "has no step 'nope'" in unknown.stderr
+    assert run.finish() == "stopped"  # nothing failed; the steps that never ran are stopped

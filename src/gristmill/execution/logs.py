@@ -20,7 +20,6 @@ _buffer: contextvars.ContextVar[io.StringIO | None] = contextvars.ContextVar(
 )
 _lock = threading.Lock()
 _active = 0
-_saved: dict[str, TextIO] = {}
 _handler: logging.Handler | None = None
 _root_level: int | None = None
 
@@ -66,9 +65,23 @@ class _StepLogHandler(logging.Handler):
                 buffer.write(text)
             root_handlers = logging.getLogger().handlers
             if record.levelno >= logging.WARNING and all(h is self for h in root_handlers):
-                _saved["stderr"].write(text)
+                _console_stderr().write(text)
         except Exception:
             self.handleError(record)
+
+
+def _wrap_streams() -> None:
+    # Also when already installed: a program (or a test runner) may have replaced the streams
+    # since, and a step's output must still reach its log.
+    if not isinstance(sys.stdout, _Tee):
+        sys.stdout = _Tee(sys.stdout)
+    if not isinstance(sys.stderr, _Tee):
+        sys.stderr = _Tee(sys.stderr)
+
+
+def _console_stderr() -> TextIO:
+    stream = sys.stderr
+    return stream.original if isinstance(stream, _Tee) else stream
 
 
 def install() -> None:
@@ -76,11 +89,9 @@ def install() -> None:
     global _active, _handler, _root_level
     with _lock:
         _active += 1
-        if _active > 1:
+        _wrap_streams()
+        if _handler is not None:
             return
-        _saved["stdout"], _saved["stderr"] = sys.stdout, sys.stderr
-        sys.stdout = _Tee(sys.stdout)
-        sys.stderr = _Tee(sys.stderr)
         _handler = _StepLogHandler()
         _handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root = logging.getLogger()
@@ -100,11 +111,11 @@ def uninstall() -> None:
         _active -= 1
         if _active > 0:
             return
-        # Only undo our own tee: if the program replaced the streams meanwhile, leave theirs.
+        # Only unwrap our own tees: a stream the program set since stays as it is.
         if isinstance(sys.stdout, _Tee):
-            sys.stdout = _saved["stdout"]
+            sys.stdout = sys.stdout.original
         if isinstance(sys.stderr, _Tee):
-            sys.stderr = _saved["stderr"]
+            sys.stderr = sys.stderr.original
         root = logging.getLogger()
         if _handler is not None:
             root.removeHandler(_handler)
