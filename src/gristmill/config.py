@@ -65,6 +65,8 @@ class RunConfig:
     tags: list[str] = field(default_factory=list)
     steps: dict[str, StepConfig] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
+    # The file it was read from, for messages about what it says.
+    source: str | None = field(default=None, compare=False)
 
     def merged(self, other: RunConfig) -> RunConfig:
         """This configuration overridden by ``other`` where ``other`` says something."""

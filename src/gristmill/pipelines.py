@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, NoReturn, TypeVar, overload
@@ -267,7 +268,9 @@ def _contains_placeholder(value: Any) -> bool:
 
 
 @dataclass(frozen=True)
-class _Options:
+class PipelineOptions:
+    """What ``with_options`` changes: the name, the run configuration, the orchestrator."""
+
     name: str
     config: RunConfig
     orchestrator: dict[str, Any] | None = None
@@ -276,7 +279,7 @@ class _Options:
 class Pipeline(Generic[F]):
     """A pipeline: calling it runs it and returns the tracked :class:`~gristmill.Run`."""
 
-    def __init__(self, func: F, *, options: _Options) -> None:
+    def __init__(self, func: F, *, options: PipelineOptions) -> None:
         self.func = func
         self._options = options
         functools.update_wrapper(self, func)
@@ -332,11 +335,17 @@ class Pipeline(Generic[F]):
         settings: dict[str, Any] | None = None,
         steps: Mapping[str, StepConfig | Mapping[str, Any]] | None = None,
         orchestrator: str | Mapping[str, Any] | None = None,
-        config: RunConfig | None = None,
+        config: RunConfig | str | os.PathLike[str] | None = None,
     ) -> Pipeline[F]:
         """A copy with run options changed. ``steps`` maps step ids to overrides (cache,
         retries, settings, enable_logs, parameters); ``orchestrator`` picks the orchestrator for
-        these runs (``"local_parallel"`` or ``{"flavor": "local_parallel", "max_workers": 8}``)."""
+        these runs (``"local_parallel"`` or ``{"flavor": "local_parallel", "max_workers": 8}``);
+        ``config`` is a RunConfig or a run configuration file, which the other arguments
+        override."""
+        if config is not None and not isinstance(config, RunConfig):
+            from gristmill.config_file import load_run_config
+
+            config = load_run_config(os.fspath(config))
         step_configs = {
             k: v if isinstance(v, StepConfig) else StepConfig.from_dict(k, dict(v))
             for k, v in (steps or {}).items()
@@ -358,9 +367,12 @@ class Pipeline(Generic[F]):
                 raise PipelineDefinitionError(
                     'orchestrator={...} needs a "flavor" key, e.g. {"flavor": "local_parallel"}'
                 )
-        options = _Options(
+        options = PipelineOptions(
             name=name or self.name, config=merged.merged(change), orchestrator=orchestrator_options
         )
+        return self._with(options)
+
+    def _with(self, options: PipelineOptions) -> Pipeline[F]:
         return Pipeline(self.func, options=options)
 
     # -- definition ---------------------------------------------------------------------------
@@ -531,7 +543,7 @@ def pipeline(
             tags=list(tags or []),
             settings=dict(settings or {}),
         )
-        return Pipeline(f, options=_Options(name=name or f.__name__, config=config))
+        return Pipeline(f, options=PipelineOptions(name=name or f.__name__, config=config))
 
     if func is not None:
         return decorate(func)

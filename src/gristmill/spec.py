@@ -293,8 +293,10 @@ class PipelineSpec:
         if len(order) != len(self.steps):
             stuck = [s for s in remaining if remaining[s] and s not in order]
             cycle = _find_cycle(stuck, remaining)
+            origin = self._by_id[cycle[0]].origin
+            where = f" ({origin})" if origin else ""
             raise PipelineDefinitionError(
-                f"pipeline '{self.name}' has a cycle: {' -> '.join(cycle)}; "
+                f"pipeline '{self.name}' has a cycle: {' -> '.join(cycle)}{where}; "
                 "remove one of these dependencies (an input or an 'after')"
             )
         return order

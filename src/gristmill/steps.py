@@ -64,7 +64,12 @@ class Retry:
         return cls(**value)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"count": self.count, "delay": self.delay, "backoff": self.backoff}
+        # Floats always, so Retry(backoff=2) and a YAML 'backoff: 2' hash the same.
+        return {
+            "count": int(self.count),
+            "delay": float(self.delay),
+            "backoff": float(self.backoff),
+        }
 
 
 Hook = Callable[..., Any] | str

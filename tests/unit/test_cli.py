@@ -79,7 +79,7 @@ def test_run_then_inspect(runner: CliRunner) -> None:
     assert len(lineage["edges"]) == 1
     tree = invoke(runner, "lineage", "demo.make.output", "--downstream")
     assert "read by step score" in tree.output
-    pipelines = json.loads(invoke(runner, "pipelines", "list", "--json").output)
+    pipelines = json.loads(invoke(runner, "pipeline", "list", "--json").output)
     assert pipelines == [
         {
             "name": "demo",

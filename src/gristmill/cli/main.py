@@ -22,7 +22,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("gristmill.cli.running:run", "Run a pipeline: MODULE:PIPELINE or FILE.py:PIPELINE."),
     "runs": ("gristmill.cli.runs:runs", "List and inspect runs."),
     "steps": ("gristmill.cli.runs:steps", "Inspect step runs (logs)."),
-    "pipelines": ("gristmill.cli.runs:pipelines", "List pipelines."),
+    "pipeline": (
+        "gristmill.cli.pipeline:pipeline",
+        "Export a pipeline as YAML, validate one, list them.",
+    ),
+    "schema": (
+        "gristmill.cli.pipeline:schema",
+        "Print the JSON Schema of pipeline or run configuration files.",
+    ),
     "artifacts": ("gristmill.cli.artifacts:artifacts", "List, inspect and load artifact versions."),
     "lineage": (
         "gristmill.cli.artifacts:lineage",

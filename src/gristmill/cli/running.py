@@ -18,18 +18,21 @@ from gristmill.execution import RunListener
 
 
 def load_target(target: str) -> Any:
-    """The pipeline named by ``module:name`` or ``path/file.py:name`` (the working directory
-    is importable, as with ``python -m``)."""
+    """The pipeline named by ``module:name``, ``path/file.py:name`` or ``pipeline.yaml`` (the
+    working directory is importable, as with ``python -m``)."""
     from gristmill.pipelines import Pipeline
+    from gristmill.yaml_pipelines import is_pipeline_file, load_pipeline
 
+    if str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    if is_pipeline_file(target):
+        return load_pipeline(target)
     location, sep, name = target.rpartition(":")
     if not sep or not location or not name:
         raise ConfigError(
             f"'{target}' is not a pipeline reference: use MODULE:PIPELINE (e.g. "
-            "myproject.pipelines:training) or FILE.py:PIPELINE"
+            "myproject.pipelines:training), FILE.py:PIPELINE or a pipeline.yaml"
         )
-    if str(Path.cwd()) not in sys.path:
-        sys.path.insert(0, str(Path.cwd()))
     if location.endswith(".py"):
         path = Path(location).resolve()
         if not path.exists():
@@ -134,7 +137,14 @@ class _Progress(RunListener):
     "params",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Pipeline parameter (repeatable).",
+    help="Pipeline parameter (repeatable); overrides the configuration file.",
+)
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="Run configuration file: parameters, per-step settings, run name, tags.",
 )
 @click.option("--no-cache", is_flag=True, help="Run every step, ignoring cached results.")
 @click.option("--orchestrator", help="Orchestrator flavor for this run (local, local_parallel).")
@@ -146,6 +156,7 @@ class _Progress(RunListener):
 def run(
     target: str,
     params: tuple[str, ...],
+    config_path: str | None,
     no_cache: bool,
     orchestrator: str | None,
     max_workers: int | None,
@@ -153,17 +164,22 @@ def run(
     tags: tuple[str, ...],
     as_json: bool,
 ) -> None:
-    """Run the pipeline TARGET (MODULE:PIPELINE or FILE.py:PIPELINE) on the active stack.
+    """Run the pipeline TARGET (MODULE:PIPELINE, FILE.py:PIPELINE or pipeline.yaml) on the
+    active stack. Precedence: -p values, then the other flags, then the -c file, then what the
+    pipeline declares.
 
     \b
     Examples:
       gristmill run pipeline:training -p lr=0.2
+      gristmill run pipeline.yaml -c nightly.yaml
       gristmill run myproject.pipelines:training --orchestrator local_parallel
     """
     from gristmill.cli.runs import render_run
     from gristmill.pipelines import execute
 
     pipeline = load_target(target)
+    if config_path:
+        pipeline = pipeline.with_options(config=config_path)
     options: dict[str, Any] = {}
     if no_cache:
         options["enable_cache"] = False

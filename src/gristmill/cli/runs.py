@@ -173,25 +173,3 @@ def step_logs(run: str, step: str) -> None:
         console(stderr=True).print(f"[dim]step '{step}' printed nothing[/]")
         return
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
-
-
-@click.group()
-def pipelines() -> None:
-    """Pipelines recorded in the store."""
-
-
-@pipelines.command("list")
-@json_option
-@handles_errors
-def list_pipelines(as_json: bool) -> None:
-    """Every pipeline with its number of versions and runs."""
-    found = _client().list_pipelines()
-    if as_json:
-        print_json([p.to_dict() for p in found])
-        return
-    listing = table("pipeline", "versions", "runs", "latest spec")
-    for p in found:
-        listing.add_row(
-            p.name, str(p.version_count), str(p.run_count), (p.latest_spec_hash or "")[:12]
-        )
-    console().print(listing)
