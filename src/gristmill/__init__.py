@@ -26,6 +26,7 @@ __all__ = [
     "StepRun",
     "__version__",
     "get_step_context",
+    "load_pipeline",
     "log_metadata",
     "pipeline",
     "step",
@@ -45,6 +46,7 @@ _LOCATIONS = {
     "StepContext": "gristmill.execution.context",
     "StepRun": "gristmill.client",
     "get_step_context": "gristmill.execution.context",
+    "load_pipeline": "gristmill.yaml_pipelines",
     "log_metadata": "gristmill.execution.context",
     "pipeline": "gristmill.pipelines",
     "step": "gristmill.steps",
@@ -57,6 +59,7 @@ if TYPE_CHECKING:
     from gristmill.execution.context import StepContext, get_step_context, log_metadata
     from gristmill.pipelines import Pipeline, pipeline
     from gristmill.steps import Retry, Step, step
+    from gristmill.yaml_pipelines import load_pipeline
 
 
 def __getattr__(name: str) -> Any:

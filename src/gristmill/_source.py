@@ -94,8 +94,15 @@ def is_user_module(module_name: str | None) -> bool:
     file = getattr(module, "__file__", None)
     if module is None or not file:
         return module_name == "__main__"
-    resolved = str(Path(file).resolve())
-    return not resolved.startswith(_library_roots())
+    return _is_user_file(file)
+
+
+@functools.lru_cache(maxsize=16384)
+def _is_user_file(file: str) -> bool:
+    # Cached: a process imports thousands of library modules, each resolved once.
+    if file.startswith(_library_roots()):
+        return False
+    return not str(Path(file).resolve()).startswith(_library_roots())
 
 
 class _Normalizer(ast.NodeTransformer):

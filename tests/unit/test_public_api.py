@@ -18,6 +18,7 @@ PINNED = [
     "StepRun",
     "__version__",
     "get_step_context",
+    "load_pipeline",
     "log_metadata",
     "pipeline",
     "step",

@@ -147,6 +147,25 @@ class ArtifactStore:
             raise ArtifactStoreError(f"could not store artifact data at {uri}: {exc}") from exc
         return StoredContent(uri, content_hash, size)
 
+    def put_blob(self, key: str, data: bytes) -> str:
+        """Store ``data`` at ``<root>/<key>`` unless something is there already (keys are
+        content-addressed, so what is there is the same); returns the URI."""
+        uri = f"{self.root}/{key}"
+        try:
+            if not self.fs.exists(uri):
+                self.fs.makedirs(uri.rsplit("/", 1)[0], exist_ok=True)
+                self.fs.pipe_file(uri, data)
+        except OSError as exc:
+            raise ArtifactStoreError(f"could not write {uri}: {exc}") from exc
+        return uri
+
+    def get_blob(self, key: str) -> bytes:
+        uri = f"{self.root}/{key}"
+        try:
+            return bytes(self.fs.cat_file(uri))
+        except FileNotFoundError:
+            raise ArtifactStoreError(f"{uri} does not exist in the artifact store") from None
+
     def write_text(self, uri: str, text: str) -> None:
         try:
             self.fs.makedirs(uri.rsplit("/", 1)[0], exist_ok=True)
@@ -311,6 +330,23 @@ class LocalArtifactStore(ArtifactStore):
         temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
         temporary.write_text(text, encoding="utf-8")
         temporary.replace(path)
+
+    def put_blob(self, key: str, data: bytes) -> str:
+        path = Path(self.root) / key
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+            temporary.write_bytes(data)
+            temporary.replace(path)
+        return str(path)
+
+    def get_blob(self, key: str) -> bytes:
+        try:
+            return (Path(self.root) / key).read_bytes()
+        except FileNotFoundError:
+            raise ArtifactStoreError(
+                f"{self.root}/{key} does not exist in the artifact store"
+            ) from None
 
     def read_text(self, uri: str) -> str:
         try:

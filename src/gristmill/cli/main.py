@@ -20,7 +20,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Create .gristmill/ (SQLite store, local artifacts) here.",
     ),
     "run": ("gristmill.cli.running:run", "Run a pipeline: MODULE:PIPELINE or FILE.py:PIPELINE."),
-    "runs": ("gristmill.cli.runs:runs", "List and inspect runs."),
+    "runs": ("gristmill.cli.runs:runs", "List, inspect and compare runs."),
+    "reproduce": (
+        "gristmill.cli.reproduce:reproduce",
+        "Run a past run again and check its artifacts match.",
+    ),
+    "rerun": (
+        "gristmill.cli.reproduce:rerun",
+        "Run a step of a past run and what follows it again.",
+    ),
     "steps": ("gristmill.cli.runs:steps", "Inspect step runs (logs)."),
     "pipeline": (
         "gristmill.cli.pipeline:pipeline",

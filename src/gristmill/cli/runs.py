@@ -19,6 +19,7 @@ from gristmill.cli._output import (
     table,
     when,
 )
+from gristmill.cli.reproduce import diff
 
 
 def _client() -> Any:
@@ -173,3 +174,6 @@ def step_logs(run: str, step: str) -> None:
         console(stderr=True).print(f"[dim]step '{step}' printed nothing[/]")
         return
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+runs.add_command(diff, "diff")

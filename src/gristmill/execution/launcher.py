@@ -17,7 +17,7 @@ from gristmill.errors import GristmillError, PipelineDefinitionError
 from gristmill.execution.caching import cache_key
 from gristmill.execution.context import StepContext, reset_context, set_context
 from gristmill.execution.logs import capture_logs
-from gristmill.store import Entity, NewArtifactVersion, Status, StepStart
+from gristmill.store import CacheHit, Entity, NewArtifactVersion, Status, StepStart
 
 if TYPE_CHECKING:
     from gristmill.execution.plan import StepPlan
@@ -56,33 +56,19 @@ def launch_step(run: RunContext, step_id: str) -> StepOutcome:
         cache_key=key,
         parameters=plan.parameters,
     )
-    if plan.cache:
-        hit = store.find_cached(key)
-        if hit is not None:
-            original, outputs, logged = hit.step_run, hit.outputs, hit.metadata
-            if set(outputs) == set(plan.output_types) and all(
-                run.artifact_store.exists(av.uri) for av in outputs.values()
-            ):
-                # The metrics the original run logged describe these outputs: carry them over,
-                # so a cached run reports what its results are.
-                metadata = [
-                    (Entity.STEP_RUN, plan.step_run_id, logged),
-                    (Entity.RUN, run.plan.run_id, logged),
-                ]
-                run.record_outputs(
-                    step_id,
-                    store.publish_step_run(
-                        plan.step_run_id,
-                        start=start,
-                        status=Status.CACHED,
-                        ended_at=time.time(),
-                        outputs=outputs,
-                        attempts=0,
-                        cached_from=original.id,
-                        metadata=metadata if logged else (),
-                    ),
-                )
-                return StepOutcome(step_id, Status.CACHED)
+    if plan.reuse_from is not None:
+        run.record_outputs(
+            step_id, _publish_hit(run, plan, start, store.cache_hit_of(plan.reuse_from))
+        )
+        return StepOutcome(step_id, Status.CACHED)
+    hit = store.find_cached(key) if plan.cache else None
+    if (
+        hit is not None
+        and set(hit.outputs) == set(plan.output_types)
+        and all(run.artifact_store.exists(av.uri) for av in hit.outputs.values())
+    ):
+        run.record_outputs(step_id, _publish_hit(run, plan, start, hit))
+        return StepOutcome(step_id, Status.CACHED)
 
     # Shown as running only if it still runs after a moment: a quick step costs one write.
     run.monitor.running(plan.step_run_id, started)
@@ -149,6 +135,25 @@ def launch_step(run: RunContext, step_id: str) -> StepOutcome:
         return StepOutcome(step_id, Status.COMPLETED)
     finally:
         reset_context(token)
+
+
+def _publish_hit(
+    run: RunContext, plan: StepPlan, start: StepStart, hit: CacheHit
+) -> dict[str, Any]:
+    """Record a step run that links an earlier one's outputs. The metrics the earlier run
+    logged describe these outputs: they come along, so the new run reports its results."""
+    logged = hit.metadata
+    metadata = [(Entity.STEP_RUN, plan.step_run_id, logged), (Entity.RUN, run.plan.run_id, logged)]
+    return run.store.publish_step_run(
+        plan.step_run_id,
+        start=start,
+        status=Status.CACHED,
+        ended_at=time.time(),
+        outputs=hit.outputs,
+        attempts=0,
+        cached_from=hit.step_run.id,
+        metadata=metadata if logged else (),
+    )
 
 
 def _call_with_retries(

@@ -53,6 +53,8 @@ class StepPlan:
     version: str | None
     output_types: dict[str, Any]
     materializers: dict[str, str]
+    # Link the outputs of this earlier step run instead of running (``gristmill rerun --from``).
+    reuse_from: str | None = None
 
     @property
     def id(self) -> str:

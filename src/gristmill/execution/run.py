@@ -4,19 +4,16 @@ heartbeat. Orchestrators drive a RunContext; they never touch the stores themsel
 from __future__ import annotations
 
 import os
-import platform
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 from gristmill.artifacts import ArtifactStore
 from gristmill.errors import NotFoundError
 from gristmill.execution import logs
+from gristmill.execution.environment import EnvironmentProbe
 from gristmill.execution.launcher import StepOutcome, launch_step
 from gristmill.execution.plan import RunPlan
 from gristmill.stacks import Stack
@@ -61,8 +58,7 @@ class RunContext:
         self._outputs: dict[str, dict[str, ArtifactVersionRecord]] = {}
         self._lock = threading.Lock()
         self.monitor = _Monitor(store, plan.run_id)
-        self._git: _GitProbe | None = None
-        self._environment: dict[str, Any] = {}
+        self._probe: EnvironmentProbe | None = None
         self._logs_installed = False
 
     # -- lifecycle ----------------------------------------------------------------------------
@@ -71,8 +67,7 @@ class RunContext:
         """Record the run and its pending step runs; start the heartbeat."""
         plan = self.plan
         now = time.time()
-        self._git = _GitProbe()
-        self._environment = _environment()
+        self._probe = EnvironmentProbe(self.artifact_store)
         version_id = self.store.register_pipeline_version(
             plan.spec.name, plan.spec.hash, plan.spec.to_json()
         )
@@ -89,8 +84,8 @@ class RunContext:
             pid=os.getpid(),
             orchestrator=self.orchestrator,
             stack=self.stack.to_dict(),
-            config={**plan.config.to_dict(), "resolved_parameters": plan.parameters},
-            environment=self._environment,
+            config=resolved_config(plan),
+            environment=self._probe.basic,
             tags=list(plan.config.tags),
         )
         steps = [
@@ -139,9 +134,7 @@ class RunContext:
         failed = [o for o in self.outcomes.values() if o.status == Status.FAILED]
         if error is None and failed:
             error = f"step '{failed[0].step_id}' failed: {type(failed[0].error).__name__}: {failed[0].error}"
-        environment = None
-        if self._git is not None and self._git.wait():
-            environment = {**self._environment, "git": self._git.result}
+        environment = self._probe.result() if self._probe is not None else None
         self.store.finish_run(
             self.plan.run_id,
             status=status,
@@ -162,7 +155,7 @@ class RunContext:
         record = store.get_run(run_ref)
         spec = PipelineSpec.from_json(store.get_pipeline_spec(record.pipeline_version_id))
         config = RunConfig.from_dict(
-            {k: v for k, v in record.config.items() if k != "resolved_parameters"}
+            {k: v for k, v in record.config.items() if k not in RESOLVED_KEYS}
         )
         plan = compile_run(spec, config, run_id=record.id)
         plan.run_name = record.name
@@ -246,6 +239,28 @@ class RunContext:
         return produced[output]
 
 
+def resolved_config(plan: RunPlan) -> dict[str, Any]:
+    """What a run records as its configuration: what was asked for, and what it resolved to."""
+    return {
+        **plan.config.to_dict(),
+        "resolved_parameters": plan.parameters,
+        "resolved_steps": {
+            step_id: {
+                "parameters": p.parameters,
+                "cache": p.cache,
+                "retries": p.retries.to_dict(),
+                "enable_logs": p.enable_logs,
+                "settings": p.settings,
+                "version": p.version,
+            }
+            for step_id, p in plan.steps.items()
+        },
+    }
+
+
+RESOLVED_KEYS = ("resolved_parameters", "resolved_steps")
+
+
 class _Monitor:
     """One background thread per run: the run's heartbeat, and the ``running`` mark of steps
     still running after ``RUNNING_MARK_DELAY`` (quick steps never need that extra write)."""
@@ -294,68 +309,3 @@ class _Monitor:
                     next_beat = now + HEARTBEAT_SECONDS
             except Exception:  # a missed mark or beat is not worth failing the run for
                 continue
-
-
-def _environment() -> dict[str, Any]:
-    from gristmill._version import __version__
-
-    return {
-        "python": platform.python_version(),
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(terse=True),
-        "gristmill": __version__,
-        "argv": list(sys.argv),
-        "cwd": str(Path.cwd()),
-    }
-
-
-# Runs started within this many seconds of a git probe in the same folder reuse its answer
-# (a notebook or a loop of runs would otherwise spawn git twice per run).
-GIT_PROBE_TTL_SECONDS = 10.0
-_git_answers: dict[str, tuple[float, dict[str, Any]]] = {}
-
-
-class _GitProbe:
-    """Asks git for the commit and dirty flag in the background while the run goes on (git can
-    take tens of milliseconds), and stores the answer with the run when it finishes."""
-
-    def __init__(self) -> None:
-        self.result: dict[str, Any] = {}
-        self._folder = str(Path.cwd())
-        self._thread: threading.Thread | None = None
-        cached = _git_answers.get(self._folder)
-        if cached is not None and time.monotonic() - cached[0] < GIT_PROBE_TTL_SECONDS:
-            self.result = cached[1]
-            return
-        self._thread = threading.Thread(target=self._probe, name="gristmill-git", daemon=True)
-        self._thread.start()
-
-    def _probe(self) -> None:
-        try:
-            commit = subprocess.run(
-                ["git", "rev-parse", "HEAD"],
-                capture_output=True,
-                text=True,
-                timeout=10,
-                check=False,
-            )
-            if commit.returncode != 0:
-                return
-            status = subprocess.run(
-                ["git", "status", "--porcelain", "--untracked-files=no"],
-                capture_output=True,
-                text=True,
-                timeout=10,
-                check=False,
-            )
-            self.result = {"commit": commit.stdout.strip(), "dirty": bool(status.stdout.strip())}
-        except (OSError, subprocess.SubprocessError):
-            return
-        finally:
-            _git_answers[self._folder] = (time.monotonic(), self.result)
-
-    def wait(self) -> bool:
-        """Whether git answered (the project is a git checkout)."""
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        return bool(self.result)

@@ -50,6 +50,10 @@ class MetadataStore(abc.ABC):
         logged, if there is one."""
 
     @abc.abstractmethod
+    def cache_hit_of(self, step_run_id: str) -> CacheHit:
+        """A given step run as a cache hit: its outputs and the metadata it logged."""
+
+    @abc.abstractmethod
     def publish_step_run(
         self,
         step_run_id: str,

@@ -292,17 +292,14 @@ class SQLStore(MetadataStore):
             row = _execute(conn, _Q.find_cached, {"cache_key": cache_key}).first()
             if row is None:
                 return None
-            outputs = {
-                r.io_name: _artifact_version(r)
-                for r in _execute(conn, _Q.outputs_of_step_run, {"step_run_id": row.id}).all()
-            }
-            logged = {
-                r.key: json.loads(r.value)
-                for r in _execute(
-                    conn, _Q.metadata_of, {"entity_type": Entity.STEP_RUN, "entity_id": row.id}
-                ).all()
-            }
-        return CacheHit(_step_run(row), outputs, logged)
+            return _cache_hit(conn, row)
+
+    def cache_hit_of(self, step_run_id: str) -> CacheHit:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(s.step_runs).where(s.step_runs.c.id == step_run_id)).first()
+            if row is None:
+                raise NotFoundError(f"no step run with id '{step_run_id}'")
+            return _cache_hit(conn, row)
 
     def publish_step_run(
         self,
@@ -1035,6 +1032,20 @@ def _execute(conn: Connection, prepared: _Prepared, values: Any) -> _Result:
             compiled.string, values, exc, conn.dialect.loaded_dbapi.Error
         ) from exc
     return _Result(cursor)
+
+
+def _cache_hit(conn: Connection, row: Any) -> CacheHit:
+    outputs = {
+        r.io_name: _artifact_version(r)
+        for r in _execute(conn, _Q.outputs_of_step_run, {"step_run_id": row.id}).all()
+    }
+    logged = {
+        r.key: json.loads(r.value)
+        for r in _execute(
+            conn, _Q.metadata_of, {"entity_type": Entity.STEP_RUN, "entity_id": row.id}
+        ).all()
+    }
+    return CacheHit(_step_run(row), outputs, logged)
 
 
 def _start_values(step_run_id: str, start: StepStart) -> dict[str, Any]:
