@@ -45,6 +45,16 @@ def test_quickstart_runs_then_is_cached(tmp_path: Path, project: Project) -> Non
     assert {s["status"] for s in run["steps"]} == {"cached"}
     assert run["metadata"]["accuracy"] > 0.9
 
+    # the YAML form of the same pipeline shares every cache hit
+    from_yaml = gristmill("run", "pipeline.yaml", "--json", cwd=folder)
+    assert from_yaml.returncode == 0, from_yaml.stderr
+    yaml_run = json.loads(from_yaml.stdout)
+    assert {s["status"] for s in yaml_run["steps"]} == {"cached"}
+
+    reproduced = gristmill("reproduce", run["id"], cwd=folder)
+    assert reproduced.returncode == 0, reproduced.stdout + reproduced.stderr
+    assert "artifacts match byte for byte" in reproduced.stdout
+
     logs = gristmill("steps", "logs", "latest", "load_data", cwd=folder)
     assert "loaded 178 rows, 14 columns" in logs.stdout
     model = gristmill("artifacts", "show", "model", "--json", cwd=folder)

@@ -182,6 +182,10 @@ def test_runs_show_config_shows_the_resolved_configuration(user_module: Any) -> 
     assert shown["config"]["resolved_steps"]["side"]["retries"]["count"] == 2
     assert shown["environment"]["code"]["snapshot"]
     assert Client().get_run(run.id).config["steps"]["side"]["retries"] == 2
+    requirements = (
+        CliRunner().invoke(cli, ["runs", "show", run.id, "--packages"]).stdout.splitlines()
+    )
+    assert any(line.startswith("sqlalchemy==") for line in requirements)
 
 
 def test_a_run_without_a_snapshot_needs_current_code(user_module: Any, project: Project) -> None:

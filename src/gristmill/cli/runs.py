@@ -139,11 +139,29 @@ def list_runs(
     is_flag=True,
     help="Also show the resolved configuration and environment.",
 )
+@click.option(
+    "--packages",
+    "show_packages",
+    is_flag=True,
+    help="Print the run's installed packages (requirements format).",
+)
 @json_option
 @handles_errors
-def show_run(run: str, show_config: bool, as_json: bool) -> None:
+def show_run(run: str, show_config: bool, show_packages: bool, as_json: bool) -> None:
     """One run (id, id prefix, name or 'latest'): steps, metrics, artifacts."""
     found = _client().get_run(run)
+    if show_packages:
+        from gristmill.execution.environment import package_list
+
+        digest = found.environment.get("packages", {}).get("hash")
+        if not digest:
+            from gristmill.errors import NotFoundError
+
+            raise NotFoundError(f"run {found.name} recorded no package list")
+        sys.stdout.write(
+            "".join(f"{line}\n" for line in package_list(found.artifact_store, digest))
+        )
+        return
     if as_json:
         data = {
             **found.to_dict(),
