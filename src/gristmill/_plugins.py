@@ -12,6 +12,12 @@ GROUPS = {
     "materializer": "gristmill.materializers",
     "orchestrator": "gristmill.orchestrators",
     "artifact_store": "gristmill.artifact_stores",
+    "step_operator": "gristmill.step_operators",
+    "experiment_tracker": "gristmill.experiment_trackers",
+    "model_deployer": "gristmill.model_deployers",
+    "image_builder": "gristmill.image_builders",
+    "container_registry": "gristmill.container_registries",
+    "alerter": "gristmill.alerters",
 }
 
 

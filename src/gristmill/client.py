@@ -64,9 +64,7 @@ class Client:
 
     def artifact_store_for(self, stack: dict[str, Any] | None = None) -> ArtifactStore:
         """The artifact store of a run's stack (the active one when not known)."""
-        if stack:
-            return Stack.from_dict(stack).artifact_store()
-        return self.project.artifact_store()
+        return self.project.artifact_store(Stack.from_dict(stack) if stack else None)
 
     # -- runs -----------------------------------------------------------------------------------
 
@@ -282,6 +280,7 @@ class Run:
             "created_at": self.created_at.isoformat(),
             "duration": self.duration,
             "parameters": self.parameters,
+            "stack": self._record.stack.get("name"),
             "orchestrator": self.orchestrator,
             "tags": self.tags,
             "error": self.error,

@@ -274,6 +274,7 @@ class PipelineOptions:
     name: str
     config: RunConfig
     orchestrator: dict[str, Any] | None = None
+    stack: str | None = None
 
 
 class Pipeline(Generic[F]):
@@ -294,6 +295,11 @@ class Pipeline(Generic[F]):
     @property
     def name(self) -> str:
         return self._options.name
+
+    @property
+    def stack_name(self) -> str | None:
+        """The stack chosen for this pipeline (``with_options(stack=...)``, YAML ``stack:``)."""
+        return self._options.stack
 
     @property
     def orchestrator_options(self) -> dict[str, Any] | None:
@@ -336,10 +342,12 @@ class Pipeline(Generic[F]):
         steps: Mapping[str, StepConfig | Mapping[str, Any]] | None = None,
         orchestrator: str | Mapping[str, Any] | None = None,
         config: RunConfig | str | os.PathLike[str] | None = None,
+        stack: str | None = None,
     ) -> Pipeline[F]:
         """A copy with run options changed. ``steps`` maps step ids to overrides (cache,
         retries, settings, enable_logs, parameters); ``orchestrator`` picks the orchestrator for
         these runs (``"local_parallel"`` or ``{"flavor": "local_parallel", "max_workers": 8}``);
+        ``stack`` runs them on that stack instead of the active one;
         ``config`` is a RunConfig or a run configuration file, which the other arguments
         override."""
         if config is not None and not isinstance(config, RunConfig):
@@ -368,7 +376,10 @@ class Pipeline(Generic[F]):
                     'orchestrator={...} needs a "flavor" key, e.g. {"flavor": "local_parallel"}'
                 )
         options = PipelineOptions(
-            name=name or self.name, config=merged.merged(change), orchestrator=orchestrator_options
+            name=name or self.name,
+            config=merged.merged(change),
+            orchestrator=orchestrator_options,
+            stack=stack or self._options.stack,
         )
         return self._with(options)
 
@@ -443,7 +454,7 @@ class Pipeline(Generic[F]):
                 "cannot be nested: call its steps directly"
             )
         plan = self.compile(*args, **kwargs)
-        return execute(plan, orchestrator=self.orchestrator_options)
+        return execute(plan, orchestrator=self.orchestrator_options, stack_name=self._options.stack)
 
 
 def execute(
@@ -451,9 +462,10 @@ def execute(
     *,
     orchestrator: Mapping[str, Any] | None = None,
     listeners: Sequence[RunListener] = (),
+    stack_name: str | None = None,
 ) -> Run:
-    """Run a compiled plan on the active stack and return the tracked run; raises
-    RunFailedError (with ``.run``) when a step failed."""
+    """Run a compiled plan on a stack (the active one unless ``stack_name``) and return the
+    tracked run; raises RunFailedError (with ``.run``) when a step failed."""
     import time
 
     from gristmill.project import find_project
@@ -461,7 +473,7 @@ def execute(
     project = find_project()
     store = project.store()
     store.reap_dead_runs(time.time())
-    stack = project.stack()
+    stack = project.stack(stack_name)
     if orchestrator is not None:
         options = dict(orchestrator)
         flavor = options.pop("flavor")
@@ -472,11 +484,11 @@ def execute(
             "orchestrator": Component("orchestrator", flavor, flavor, options),
         }
         stack = Stack(stack.name, components)
-    runner = stack.orchestrator()
+    runner = project.orchestrator(stack)
     context = RunContext(
         plan,
         store=store,
-        artifact_store=stack.artifact_store(),
+        artifact_store=project.artifact_store(stack),
         stack=stack,
         orchestrator=runner.flavor,
         listeners=listeners,

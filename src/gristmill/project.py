@@ -8,18 +8,23 @@ Resolution, highest first: environment (``GRISTMILL_PROJECT``, ``GRISTMILL_STORE
 from __future__ import annotations
 
 import atexit
+import base64
 import gc
 import json
 import os
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gristmill.artifacts import ArtifactStore
 from gristmill.errors import ConfigError
-from gristmill.stacks import DEFAULT_STACK, Stack, local_stack
+from gristmill.stacks import DEFAULT_STACK, Stack, load_stack
 from gristmill.store import MetadataStore, open_store
+
+if TYPE_CHECKING:
+    from gristmill.stacks.secrets import Secrets
 
 PROJECT_DIR = ".gristmill"
 CONFIG_FILE = "config.json"
@@ -60,7 +65,9 @@ class Project:
         return dict(data)
 
     def save_settings(self, **changes: Any) -> None:
+        """Change project settings; a value of None removes the setting."""
         data = {**self.settings(), **changes}
+        data = {k: v for k, v in data.items() if v is not None}
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / CONFIG_FILE
         temporary = path.with_suffix(".tmp")
@@ -74,6 +81,7 @@ class Project:
         self.directory.mkdir(parents=True, exist_ok=True)
         (self.directory / ".gitignore").write_text("*\n", encoding="utf-8")
         self.save_settings(active_stack=DEFAULT_STACK)
+        create_key_file(self.directory)
         return True
 
     @property
@@ -100,22 +108,51 @@ class Project:
                     if url.startswith("sqlite") and not os.environ.get("GRISTMILL_STORE_URL"):
                         self.init()
                     store = open_store(url)
+                    # The default stack (and its 'local' components, which other stacks use
+                    # too) exists in every store from the start.
+                    load_stack(store, DEFAULT_STACK)
                     if not _stores:
                         atexit.register(_at_exit)
                     _stores[url] = store
         return store
 
-    def stack(self) -> Stack:
-        name = self.stack_name
-        if name != DEFAULT_STACK:
-            raise ConfigError(
-                f"stack '{name}' is not known: this version has only the '{DEFAULT_STACK}' stack "
-                "(unset GRISTMILL_STACK)"
-            )
-        return local_stack(str(self.directory / "artifacts"))
+    def stack(self, name: str | None = None) -> Stack:
+        """A stack from the store (the active one by default)."""
+        return load_stack(self.store(), name or self.stack_name)
 
-    def artifact_store(self) -> ArtifactStore:
-        return self.stack().artifact_store()
+    def secrets(self) -> Secrets:
+        from gristmill.stacks.secrets import Secrets
+
+        return Secrets(self.store(), self.directory)
+
+    def resolve(self, config: Mapping[str, Any], where: str) -> dict[str, Any]:
+        """Component settings with their secret references resolved (no decryption, and no
+        cryptography import, when there are none)."""
+        from gristmill.stacks.secrets import references
+
+        if not references(config):
+            return dict(config)
+        return self.secrets().resolve(config, where=where)
+
+    def artifact_store(self, stack: Stack | None = None) -> ArtifactStore:
+        """The artifact store of a stack (the active one by default), ready to use."""
+        stack = stack or self.stack()
+        return stack.artifact_store(
+            resolve=self.resolve, default_root=str(self.directory / "artifacts")
+        )
+
+    def orchestrator(self, stack: Stack) -> Any:
+        return stack.orchestrator(resolve=self.resolve)
+
+
+def create_key_file(directory: Path) -> Path:
+    """The project's secrets key (a Fernet key: 32 random bytes, url-safe base64), mode 0600."""
+    path = directory / "secrets.key"
+    if not path.exists():
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(base64.urlsafe_b64encode(os.urandom(32)).decode() + "\n")
+    return path
 
 
 def find_project(start: Path | str | None = None) -> Project:

@@ -165,7 +165,6 @@ class YamlPipeline(Pipeline[Any]):
         functions: dict[str, Step[Any]],
         *,
         options: PipelineOptions,
-        stack: str | None,
         schedule: dict[str, Any] | None,
         description: str | None = None,
     ) -> None:
@@ -173,7 +172,6 @@ class YamlPipeline(Pipeline[Any]):
         self._spec = spec
         self._functions = functions
         self._options = options
-        self.stack = stack
         self.schedule = schedule
         self.__doc__ = description
 
@@ -190,7 +188,6 @@ class YamlPipeline(Pipeline[Any]):
             self._spec,
             self._functions,
             options=options,
-            stack=self.stack,
             schedule=self.schedule,
             description=self.__doc__,
         )
@@ -235,14 +232,15 @@ def load_pipeline(path: str | Path) -> YamlPipeline:
     elif model.schedule is not None:
         schedule = model.schedule.model_dump()
     options = PipelineOptions(
-        name=spec.name, config=RunConfig(enable_cache=model.settings.enable_cache)
+        name=spec.name,
+        config=RunConfig(enable_cache=model.settings.enable_cache),
+        stack=model.stack,
     )
     return YamlPipeline(
         Path(path).resolve(),
         spec,
         functions,
         options=options,
-        stack=model.stack,
         schedule=schedule,
         description=model.description,
     )
@@ -460,8 +458,8 @@ def pipeline_to_document(pipeline: Pipeline[Any]) -> dict[str, Any]:
     if spec.settings:
         document["settings"] = dict(spec.settings)
     schedule = getattr(pipeline, "schedule", None)
-    if getattr(pipeline, "stack", None):
-        document["stack"] = pipeline.stack  # type: ignore[attr-defined]
+    if pipeline.stack_name:
+        document["stack"] = pipeline.stack_name
     if schedule:
         document["schedule"] = schedule
     steps: dict[str, Any] = {}

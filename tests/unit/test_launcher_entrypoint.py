@@ -27,7 +27,7 @@ def test_steps_launched_in_other_processes_make_one_tracked_run(project: Project
     run = RunContext(
         plan,
         store=project.store(),
-        artifact_store=stack.artifact_store(),
+        artifact_store=project.artifact_store(stack),
         stack=stack,
         orchestrator="test-remote",
     )
@@ -55,7 +55,7 @@ def test_a_failing_remote_step_exits_1(project: Project) -> None:
     run = RunContext(
         plan,
         store=project.store(),
-        artifact_store=stack.artifact_store(),
+        artifact_store=project.artifact_store(stack),
         stack=stack,
         orchestrator="test-remote",
     )

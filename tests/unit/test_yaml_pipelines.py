@@ -107,7 +107,7 @@ def test_long_form_parameters_stack_and_schedule(tmp_path: Path) -> None:
     assert spec.parameters["n"].type == "int"
     assert spec.parameters["ratio"].required
     assert spec.parameters["options"].default == {"a": 1}
-    assert loaded.stack == "default"
+    assert loaded.stack_name == "default"
     assert loaded.schedule == {"cron": "0 3 * * *", "timezone": "UTC"}
     document = pipeline_to_document(loaded)
     assert document["parameters"]["ratio"] == {"type": "float", "required": True}

@@ -176,8 +176,13 @@ class ArtifactStore:
 
     # -- reading ------------------------------------------------------------------------------
 
+    def holds(self, uri: str) -> bool:
+        """Whether ``uri`` is an address in this store (cache hits must be: another stack's
+        store may be gone tomorrow)."""
+        return uri.startswith(self.root + "/")
+
     def exists(self, uri: str) -> bool:
-        return self._exists(f"{uri}/{COMPLETE_MARKER}")
+        return self.holds(uri) and self._exists(f"{uri}/{COMPLETE_MARKER}")
 
     def local_directory(self, uri: str) -> Path:
         """A local directory holding the content at ``uri`` (downloaded once into a cache:
@@ -248,10 +253,17 @@ class LocalArtifactStore(ArtifactStore):
 
     flavor = "local"
     protocol = "file"
+    config_model = "gristmill.artifacts.configs:LocalArtifactStoreConfig"
 
     def __init__(
-        self, root: str, *, trusted: bool = True, storage_options: dict[str, Any] | None = None
+        self,
+        root: str | None = None,
+        *,
+        trusted: bool = True,
+        storage_options: dict[str, Any] | None = None,
     ):
+        if not root:
+            raise ArtifactStoreError("the local artifact store needs a root folder")
         if root.startswith("file://"):
             root = root[len("file://") :]
         super().__init__(
@@ -280,12 +292,17 @@ class LocalArtifactStore(ArtifactStore):
         with self._spare_lock:
             directory = self._spare.pop() if self._spare else None
         if directory is None:
-            if not self._staging_root.is_dir():
-                self._staging_root.mkdir(parents=True, exist_ok=True)
-            elif self.root not in _swept_roots:
-                self._sweep_staging()
-            directory = self._staging_root / uuid.uuid4().hex
-            directory.mkdir()
+            try:
+                if not self._staging_root.is_dir():
+                    self._staging_root.mkdir(parents=True, exist_ok=True)
+                elif self.root not in _swept_roots:
+                    self._sweep_staging()
+                directory = self._staging_root / uuid.uuid4().hex
+                directory.mkdir()
+            except OSError as exc:
+                raise ArtifactStoreError(
+                    f"cannot write to the artifact store at {self.root}: {exc.strerror or exc}"
+                ) from exc
         try:
             yield directory
         finally:
@@ -314,7 +331,7 @@ class LocalArtifactStore(ArtifactStore):
         return StoredContent(uri, content_hash, size)
 
     def exists(self, uri: str) -> bool:
-        return Path(uri).is_dir()
+        return self.holds(uri) and Path(uri).is_dir()
 
     def local_directory(self, uri: str) -> Path:
         path = Path(uri)
@@ -326,18 +343,24 @@ class LocalArtifactStore(ArtifactStore):
 
     def write_text(self, uri: str, text: str) -> None:
         path = Path(uri)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
-        temporary.write_text(text, encoding="utf-8")
-        temporary.replace(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+            temporary.write_text(text, encoding="utf-8")
+            temporary.replace(path)
+        except OSError as exc:
+            raise ArtifactStoreError(f"could not write {uri}: {exc.strerror or exc}") from exc
 
     def put_blob(self, key: str, data: bytes) -> str:
         path = Path(self.root) / key
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
-            temporary.write_bytes(data)
-            temporary.replace(path)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+                temporary.write_bytes(data)
+                temporary.replace(path)
+            except OSError as exc:
+                raise ArtifactStoreError(f"could not write {path}: {exc.strerror or exc}") from exc
         return str(path)
 
     def get_blob(self, key: str) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import io
 import json
 import os
 import sys
@@ -21,14 +22,49 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON i
 def console(stderr: bool = False) -> Any:
     from rich.console import Console
 
-    out = Console(stderr=stderr, highlight=False, soft_wrap=False)
+    out = Console(file=_Redacting(stderr), highlight=False, soft_wrap=False)  # type: ignore[arg-type]
     if not out.is_terminal and "COLUMNS" not in os.environ:
         out.width = 160  # piped output: do not squeeze tables into 80 columns
     return out
 
 
+class _Redacting(io.TextIOBase):
+    """Everything the CLI prints passes through here: secret values this process resolved
+    (to build a component) are replaced by ``***``, whatever message carried them."""
+
+    def __init__(self, stderr: bool) -> None:
+        self.stderr = stderr
+
+    @property
+    def stream(self) -> Any:
+        # Looked up on every write: the streams may be replaced (a test runner does it).
+        return sys.stderr if self.stderr else sys.stdout
+
+    def write(self, text: str) -> int:
+        self.stream.write(redacted(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def isatty(self) -> bool:
+        return bool(self.stream.isatty())
+
+    def fileno(self) -> int:
+        return int(self.stream.fileno())
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return str(getattr(self.stream, "encoding", "utf-8"))
+
+
+def redacted(text: str) -> str:
+    module = sys.modules.get("gristmill.stacks.secrets")
+    return module.redact(text) if module is not None else text
+
+
 def print_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, default=str, sort_keys=False))
+    click.echo(redacted(json.dumps(data, indent=2, default=str, sort_keys=False)))
 
 
 def handles_errors(func: F) -> F:
@@ -45,6 +81,14 @@ def handles_errors(func: F) -> F:
             sys.exit(2)
         except GristmillError as exc:
             console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}")
+            sys.exit(1)
+        except (OSError, RuntimeError, ValueError, TypeError, LookupError) as exc:
+            if os.environ.get("GRISTMILL_DEBUG"):
+                raise
+            console(stderr=True).print(
+                f"[bold red]error:[/] {type(exc).__name__}: {escape(str(exc))}\n"
+                "[dim](unexpected: GRISTMILL_DEBUG=1 shows the traceback; please report it)[/]"
+            )
             sys.exit(1)
 
     return wrapper  # type: ignore[return-value]

@@ -19,7 +19,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "gristmill.cli.project:init",
         "Create .gristmill/ (SQLite store, local artifacts) here.",
     ),
-    "run": ("gristmill.cli.running:run", "Run a pipeline: MODULE:PIPELINE or FILE.py:PIPELINE."),
+    "run": (
+        "gristmill.cli.running:run",
+        "Run a pipeline: MODULE:PIPELINE, FILE.py:PIPELINE or a YAML file.",
+    ),
     "runs": ("gristmill.cli.runs:runs", "List, inspect and compare runs."),
     "reproduce": (
         "gristmill.cli.reproduce:reproduce",
@@ -30,6 +33,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "Run a step of a past run and what follows it again.",
     ),
     "steps": ("gristmill.cli.runs:steps", "Inspect step runs (logs)."),
+    "component": ("gristmill.cli.stacks:component", "Register and manage stack components."),
+    "stack": ("gristmill.cli.stacks:stack", "Register, pick, export and import stacks."),
+    "secret": (
+        "gristmill.cli.admin:secret",
+        "Manage secrets (encrypted, referenced from settings).",
+    ),
+    "store": ("gristmill.cli.admin:store", "Show or choose the project's metadata store."),
+    "info": ("gristmill.cli.admin:info", "Version, project, store, active stack, integrations."),
     "pipeline": (
         "gristmill.cli.pipeline:pipeline",
         "Export a pipeline as YAML, validate one, list them.",

@@ -146,6 +146,7 @@ class _Progress(RunListener):
     type=click.Path(dir_okay=False),
     help="Run configuration file: parameters, per-step settings, run name, tags.",
 )
+@click.option("--stack", "stack_name", help="Run on this stack instead of the active one.")
 @click.option("--no-cache", is_flag=True, help="Run every step, ignoring cached results.")
 @click.option("--orchestrator", help="Orchestrator flavor for this run (local, local_parallel).")
 @click.option("--max-workers", type=int, help="Parallel steps for local_parallel.")
@@ -157,6 +158,7 @@ def run(
     target: str,
     params: tuple[str, ...],
     config_path: str | None,
+    stack_name: str | None,
     no_cache: bool,
     orchestrator: str | None,
     max_workers: int | None,
@@ -181,6 +183,8 @@ def run(
     if config_path:
         pipeline = pipeline.with_options(config=config_path)
     options: dict[str, Any] = {}
+    if stack_name:
+        options["stack"] = stack_name
     if no_cache:
         options["enable_cache"] = False
     if run_name:
@@ -204,7 +208,12 @@ def run(
     stdout = contextlib.redirect_stdout(sys.stderr) if as_json else contextlib.nullcontext()
     try:
         with progress, stdout:
-            result = execute(plan, orchestrator=pipeline.orchestrator_options, listeners=[progress])
+            result = execute(
+                plan,
+                orchestrator=pipeline.orchestrator_options,
+                listeners=[progress],
+                stack_name=pipeline.stack_name,
+            )
     except RunFailedError as exc:
         if exc.run is None:
             raise

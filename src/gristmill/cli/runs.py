@@ -113,12 +113,13 @@ def list_runs(
     if not found:
         console().print("No runs yet: run a pipeline with `gristmill run MODULE:PIPELINE`.")
         return
-    listing = table("run", "pipeline", "status", "started", "duration", "id")
+    listing = table("run", "pipeline", "status", "stack", "started", "duration", "id")
     for r in found:
         listing.add_row(
             r.name,
             r.pipeline_name,
             status_text(r.status),
+            r.stack.get("name", "-"),
             when(r.started_at),
             seconds(r.duration),
             r.id[:12],

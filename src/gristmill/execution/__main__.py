@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     from gristmill.store import Status
 
     try:
-        run = RunContext.attach(args.run, store=find_project().store())
+        run = RunContext.attach(args.run, project=find_project())
         ok = True
         for step_id in args.step:
             if step_id not in run.plan.steps:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import sys
 import time
 import traceback
 from dataclasses import dataclass
@@ -24,6 +25,14 @@ if TYPE_CHECKING:
     from gristmill.execution.run import RunContext
 
 logger = logging.getLogger("gristmill")
+
+
+def redact(text: str) -> str:
+    """Secret values this process resolved never reach stored logs or errors."""
+    module = sys.modules.get("gristmill.stacks.secrets")
+    return module.redact(text) if module is not None else text
+
+
 _MAX_ERROR_CHARS = 20_000
 
 
@@ -215,8 +224,8 @@ def _save_logs(run: RunContext, plan: StepPlan, text: str) -> str | None:
         return None
     uri = run.artifact_store.logs_uri(run.plan.run_id, plan.id)
     try:
-        run.artifact_store.write_text(uri, text)
-    except GristmillError as exc:
+        run.artifact_store.write_text(uri, redact(text))
+    except (OSError, GristmillError) as exc:
         logger.warning("could not save the logs of step '%s': %s", plan.id, exc)
         return None
     return uri
@@ -231,7 +240,7 @@ def _record_failure(
     attempts: int,
     logs: str,
 ) -> None:
-    error = "".join(traceback.format_exception(exc))[-_MAX_ERROR_CHARS:]
+    error = redact("".join(traceback.format_exception(exc))[-_MAX_ERROR_CHARS:])
     logs_uri = _save_logs(
         run, plan, logs + ("\n" if logs and not logs.endswith("\n") else "") + error
     )

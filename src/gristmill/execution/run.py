@@ -16,6 +16,7 @@ from gristmill.execution import logs
 from gristmill.execution.environment import EnvironmentProbe
 from gristmill.execution.launcher import StepOutcome, launch_step
 from gristmill.execution.plan import RunPlan
+from gristmill.project import Project
 from gristmill.stacks import Stack
 from gristmill.store import ArtifactVersionRecord, MetadataStore, RunRecord, Status, StepRunRecord
 from gristmill.store.base import HEARTBEAT_SECONDS
@@ -135,6 +136,10 @@ class RunContext:
         if error is None and failed:
             error = f"step '{failed[0].step_id}' failed: {type(failed[0].error).__name__}: {failed[0].error}"
         environment = self._probe.result() if self._probe is not None else None
+        if error is not None:
+            from gristmill.execution.launcher import redact
+
+            error = redact(error)
         self.store.finish_run(
             self.plan.run_id,
             status=status,
@@ -145,13 +150,14 @@ class RunContext:
         return status
 
     @classmethod
-    def attach(cls, run_ref: str, *, store: MetadataStore) -> RunContext:
+    def attach(cls, run_ref: str, *, project: Project) -> RunContext:
         """The context of a run recorded (and started) elsewhere, to launch some of its steps
         in this process: same plan, same step run ids, same stack."""
         from gristmill.config import RunConfig
         from gristmill.execution.plan import compile_run
         from gristmill.spec import PipelineSpec
 
+        store = project.store()
         record = store.get_run(run_ref)
         spec = PipelineSpec.from_json(store.get_pipeline_spec(record.pipeline_version_id))
         config = RunConfig.from_dict(
@@ -166,7 +172,7 @@ class RunContext:
         return cls(
             plan,
             store=store,
-            artifact_store=stack.artifact_store(),
+            artifact_store=project.artifact_store(stack),
             stack=stack,
             orchestrator=record.orchestrator or "unknown",
         )

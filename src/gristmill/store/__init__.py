@@ -3,16 +3,20 @@ implementation. Knows nothing of artifacts' bytes or of execution."""
 
 from __future__ import annotations
 
+from gristmill.errors import NotFoundError
 from gristmill.store.base import MetadataStore
 from gristmill.store.records import (
     ArtifactVersionRecord,
     CacheHit,
+    ComponentRecord,
     Entity,
     LineageGraph,
     MetadataRecord,
     NewArtifactVersion,
     PipelineRecord,
     RunRecord,
+    SecretRecord,
+    StackRecord,
     Status,
     StepRunRecord,
     StepStart,
@@ -21,13 +25,17 @@ from gristmill.store.records import (
 __all__ = [
     "ArtifactVersionRecord",
     "CacheHit",
+    "ComponentRecord",
     "Entity",
     "LineageGraph",
     "MetadataRecord",
     "MetadataStore",
     "NewArtifactVersion",
+    "NotFoundError",
     "PipelineRecord",
     "RunRecord",
+    "SecretRecord",
+    "StackRecord",
     "Status",
     "StepRunRecord",
     "StepStart",

@@ -10,11 +10,14 @@ from typing import Any
 from gristmill.store.records import (
     ArtifactVersionRecord,
     CacheHit,
+    ComponentRecord,
     LineageGraph,
     MetadataRecord,
     NewArtifactVersion,
     PipelineRecord,
     RunRecord,
+    SecretRecord,
+    StackRecord,
     StepRunRecord,
     StepStart,
 )
@@ -182,6 +185,49 @@ class MetadataStore(abc.ABC):
     @abc.abstractmethod
     def get_pipeline_spec(self, pipeline_version_id: str) -> str:
         """The spec JSON of a pipeline version."""
+
+    # -- stacks, components, secrets --------------------------------------------------------
+
+    @abc.abstractmethod
+    def save_component(
+        self, type: str, name: str, flavor: str, config: Mapping[str, Any]
+    ) -> ComponentRecord:
+        """Register a component, or replace the flavor and configuration of an existing one."""
+
+    @abc.abstractmethod
+    def get_component(self, type: str, name: str) -> ComponentRecord: ...
+
+    @abc.abstractmethod
+    def list_components(self, type: str | None = None) -> list[ComponentRecord]: ...
+
+    @abc.abstractmethod
+    def delete_component(self, type: str, name: str) -> None:
+        """Refused while a stack uses the component."""
+
+    @abc.abstractmethod
+    def save_stack(self, name: str, components: Mapping[str, str]) -> StackRecord:
+        """Register or replace a stack: component type → component name."""
+
+    @abc.abstractmethod
+    def get_stack(self, name: str) -> StackRecord: ...
+
+    @abc.abstractmethod
+    def list_stacks(self) -> list[StackRecord]: ...
+
+    @abc.abstractmethod
+    def delete_stack(self, name: str) -> None: ...
+
+    @abc.abstractmethod
+    def save_secret(self, name: str, keys: Sequence[str], ciphertext: str) -> None: ...
+
+    @abc.abstractmethod
+    def get_secret(self, name: str) -> SecretRecord: ...
+
+    @abc.abstractmethod
+    def list_secrets(self) -> list[SecretRecord]: ...
+
+    @abc.abstractmethod
+    def delete_secret(self, name: str) -> None: ...
 
     def close(self) -> None:  # noqa: B027 - optional: stores without resources keep it
         """Release connections."""

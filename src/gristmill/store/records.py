@@ -151,3 +151,34 @@ class LineageGraph:
     artifact_versions: dict[str, ArtifactVersionRecord]
     step_runs: dict[str, StepRunRecord]
     edges: list[tuple[str, str, str]]
+
+
+@dataclass
+class ComponentRecord:
+    """A registered stack component; ``config`` holds secret references, never their values."""
+
+    id: str
+    type: str
+    name: str
+    flavor: str
+    config: dict[str, Any]
+    created_at: float
+    updated_at: float
+
+
+@dataclass
+class StackRecord:
+    id: str
+    name: str
+    components: dict[str, ComponentRecord]
+    created_at: float
+    updated_at: float
+
+
+@dataclass
+class SecretRecord:
+    name: str
+    keys: list[str]
+    ciphertext: str
+    created_at: float
+    updated_at: float

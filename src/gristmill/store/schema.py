@@ -28,7 +28,7 @@ metadata = MetaData(
 
 ID = String(32)
 # The Alembic revision that this module's tables correspond to (a test keeps them in step).
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 
 pipelines = Table(
     "pipelines",
@@ -166,4 +166,47 @@ logs = Table(
     Column("uri", Text, nullable=False),
     Column("created_at", Float, nullable=False),
     Index(None, "run_id", "step_run_id"),
+)
+
+components = Table(
+    "components",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("type", String(64), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("flavor", String(128), nullable=False),
+    Column("config", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    UniqueConstraint("type", "name"),
+)
+
+stacks = Table(
+    "stacks",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+stack_components = Table(
+    "stack_components",
+    metadata,
+    Column("stack_id", ID, ForeignKey("stacks.id"), primary_key=True),
+    Column("type", String(64), primary_key=True),
+    Column("component_id", ID, ForeignKey("components.id"), nullable=False),
+    Index(None, "component_id"),
+)
+
+secrets = Table(
+    "secrets",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(255), nullable=False, unique=True),
+    # The key names are not secret (they are listed); the values are one encrypted token.
+    Column("keys", Text, nullable=False),
+    Column("ciphertext", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
 )

@@ -40,12 +40,15 @@ from gristmill.store.base import STALE_AFTER_SECONDS, MetadataStore
 from gristmill.store.records import (
     ArtifactVersionRecord,
     CacheHit,
+    ComponentRecord,
     Entity,
     LineageGraph,
     MetadataRecord,
     NewArtifactVersion,
     PipelineRecord,
     RunRecord,
+    SecretRecord,
+    StackRecord,
     Status,
     StepRunRecord,
     StepStart,
@@ -147,7 +150,7 @@ class SQLStore(MetadataStore):
             current = self._schema_revision()
         except DBAPIError as exc:
             raise StoreError(
-                f"cannot open the metadata store at {_safe_url(self.url)}: {exc.orig}. Check the "
+                f"cannot open the metadata store at {safe_url(self.url)}: {exc.orig}. Check the "
                 "URL (GRISTMILL_STORE_URL or --store) and that the database server is running"
             ) from exc
         if current == s.HEAD_REVISION:
@@ -159,7 +162,7 @@ class SQLStore(MetadataStore):
                 existing = set(inspect(conn).get_table_names())
                 if existing & set(s.metadata.tables):
                     raise StoreError(
-                        f"the database at {_safe_url(self.url)} has gristmill tables but no "
+                        f"the database at {safe_url(self.url)} has gristmill tables but no "
                         "schema version; point gristmill at an empty database or its own one"
                     )
                 s.metadata.create_all(conn)
@@ -186,7 +189,7 @@ class SQLStore(MetadataStore):
 
         if current not in known_revisions():
             raise StoreError(
-                f"the metadata store at {_safe_url(self.url)} has schema revision '{current}', "
+                f"the metadata store at {safe_url(self.url)} has schema revision '{current}', "
                 f"which this gristmill does not know (its newest is '{s.HEAD_REVISION}'): "
                 "upgrade gristmill (pip install -U gristmill)"
             )
@@ -867,6 +870,183 @@ class SQLStore(MetadataStore):
             raise NotFoundError(f"no pipeline version with id '{pipeline_version_id}'")
         return str(spec)
 
+    # -- stacks, components, secrets --------------------------------------------------------
+
+    def save_component(
+        self, type: str, name: str, flavor: str, config: Mapping[str, Any]
+    ) -> ComponentRecord:
+        component_id = hash_text(f"component:{type}:{name}")[:32]
+        now = time.time()
+        t = s.components
+        c = t.c
+
+        def work(conn: Connection) -> None:
+            existing = conn.execute(select(c.id).where(c.id == component_id)).first()
+            values = {"flavor": flavor, "config": _dumps(dict(config)), "updated_at": now}
+            if existing is None:
+                conn.execute(
+                    insert(t),
+                    {"id": component_id, "type": type, "name": name, "created_at": now, **values},
+                )
+            else:
+                conn.execute(update(t).where(c.id == component_id).values(**values))
+
+        self._retrying(work)
+        return self.get_component(type, name)
+
+    def get_component(self, type: str, name: str) -> ComponentRecord:
+        t = s.components
+        c = t.c
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t).where(c.type == type, c.name == name)).first()
+            if row is None:
+                names = conn.execute(select(c.name).where(c.type == type)).scalars().all()
+                kind = type.replace("_", " ")
+                raise NotFoundError(
+                    f"no {kind} named '{name}'{did_you_mean(name, names)}; register one with "
+                    f"`gristmill component register {type} {name} --flavor ...`"
+                )
+        return _component(row)
+
+    def list_components(self, type: str | None = None) -> list[ComponentRecord]:
+        t = s.components
+        c = t.c
+        query = select(t).order_by(c.type, c.name)
+        if type is not None:
+            query = query.where(c.type == type)
+        with self.engine.connect() as conn:
+            return [_component(r) for r in conn.execute(query)]
+
+    def delete_component(self, type: str, name: str) -> None:
+        record = self.get_component(type, name)
+
+        def work(conn: Connection) -> None:
+            users = (
+                conn.execute(
+                    select(s.stacks.c.name)
+                    .join(s.stack_components, s.stack_components.c.stack_id == s.stacks.c.id)
+                    .where(s.stack_components.c.component_id == record.id)
+                )
+                .scalars()
+                .all()
+            )
+            if users:
+                raise StoreError(
+                    f"{type.replace('_', ' ')} '{name}' is used by stack(s) {', '.join(sorted(users))}: "
+                    "remove it from them (or delete them) first"
+                )
+            conn.execute(s.components.delete().where(s.components.c.id == record.id))
+
+        self._retrying(work)
+
+    def save_stack(self, name: str, components: Mapping[str, str]) -> StackRecord:
+        resolved = {
+            kind: self.get_component(kind, component) for kind, component in components.items()
+        }
+        stack_id = hash_text(f"stack:{name}")[:32]
+        now = time.time()
+
+        def work(conn: Connection) -> None:
+            exists = conn.execute(select(s.stacks.c.id).where(s.stacks.c.id == stack_id)).first()
+            if exists is None:
+                conn.execute(
+                    insert(s.stacks),
+                    {"id": stack_id, "name": name, "created_at": now, "updated_at": now},
+                )
+            else:
+                conn.execute(
+                    update(s.stacks).where(s.stacks.c.id == stack_id).values(updated_at=now)
+                )
+                conn.execute(
+                    s.stack_components.delete().where(s.stack_components.c.stack_id == stack_id)
+                )
+            conn.execute(
+                insert(s.stack_components),
+                [
+                    {"stack_id": stack_id, "type": kind, "component_id": c.id}
+                    for kind, c in resolved.items()
+                ],
+            )
+
+        self._retrying(work)
+        return self.get_stack(name)
+
+    def get_stack(self, name: str) -> StackRecord:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(s.stacks).where(s.stacks.c.name == name)).first()
+            if row is None:
+                names = conn.execute(select(s.stacks.c.name)).scalars().all()
+                raise NotFoundError(
+                    f"no stack named '{name}'{did_you_mean(name, names)}; `gristmill stack list` shows them"
+                )
+            return self._stack(conn, row)
+
+    def list_stacks(self) -> list[StackRecord]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(s.stacks).order_by(s.stacks.c.name)).all()
+            return [self._stack(conn, r) for r in rows]
+
+    def _stack(self, conn: Connection, row: Any) -> StackRecord:
+        members = conn.execute(
+            select(s.components, s.stack_components.c.type.label("role"))
+            .join(s.stack_components, s.stack_components.c.component_id == s.components.c.id)
+            .where(s.stack_components.c.stack_id == row.id)
+        ).all()
+        components = {m.role: _component(m) for m in members}
+        return StackRecord(
+            row.id, row.name, dict(sorted(components.items())), row.created_at, row.updated_at
+        )
+
+    def delete_stack(self, name: str) -> None:
+        record = self.get_stack(name)
+
+        def work(conn: Connection) -> None:
+            conn.execute(
+                s.stack_components.delete().where(s.stack_components.c.stack_id == record.id)
+            )
+            conn.execute(s.stacks.delete().where(s.stacks.c.id == record.id))
+
+        self._retrying(work)
+
+    def save_secret(self, name: str, keys: Sequence[str], ciphertext: str) -> None:
+        secret_id = hash_text(f"secret:{name}")[:32]
+        now = time.time()
+        values = {"keys": _dumps(sorted(keys)), "ciphertext": ciphertext, "updated_at": now}
+
+        def work(conn: Connection) -> None:
+            exists = conn.execute(select(s.secrets.c.id).where(s.secrets.c.id == secret_id)).first()
+            if exists is None:
+                conn.execute(
+                    insert(s.secrets), {"id": secret_id, "name": name, "created_at": now, **values}
+                )
+            else:
+                conn.execute(update(s.secrets).where(s.secrets.c.id == secret_id).values(**values))
+
+        self._retrying(work)
+
+    def get_secret(self, name: str) -> SecretRecord:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(s.secrets).where(s.secrets.c.name == name)).first()
+            if row is None:
+                names = conn.execute(select(s.secrets.c.name)).scalars().all()
+                raise NotFoundError(
+                    f"no secret named '{name}'{did_you_mean(name, names)}; create it with "
+                    f"`gristmill secret create {name} KEY=VALUE ...`"
+                )
+        return _secret(row)
+
+    def list_secrets(self) -> list[SecretRecord]:
+        with self.engine.connect() as conn:
+            return [_secret(r) for r in conn.execute(select(s.secrets).order_by(s.secrets.c.name))]
+
+    def delete_secret(self, name: str) -> None:
+        self.get_secret(name)
+
+        def work(conn: Connection) -> None:
+            conn.execute(s.secrets.delete().where(s.secrets.c.name == name))
+
+        self._retrying(work)
+
 
 # -- engine ---------------------------------------------------------------------------------
 
@@ -898,7 +1078,7 @@ def _create_engine(url: str) -> Engine:
         return create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=32)
     except Exception as exc:
         raise StoreError(
-            f"cannot use the metadata store URL {_safe_url(url)}: {exc}. Use a SQLAlchemy URL such "
+            f"cannot use the metadata store URL {safe_url(url)}: {exc}. Use a SQLAlchemy URL such "
             "as sqlite:///path/metadata.db or postgresql+psycopg://user@host/db"
         ) from exc
 
@@ -950,7 +1130,7 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _safe_url(url: str) -> str:
+def safe_url(url: str) -> str:
     """The URL without its password."""
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)
@@ -1046,6 +1226,24 @@ def _cache_hit(conn: Connection, row: Any) -> CacheHit:
         ).all()
     }
     return CacheHit(_step_run(row), outputs, logged)
+
+
+def _component(row: Any) -> ComponentRecord:
+    return ComponentRecord(
+        row.id,
+        row.type,
+        row.name,
+        row.flavor,
+        _loads(row.config, {}),
+        row.created_at,
+        row.updated_at,
+    )
+
+
+def _secret(row: Any) -> SecretRecord:
+    return SecretRecord(
+        row.name, _loads(row.keys, []), row.ciphertext, row.created_at, row.updated_at
+    )
 
 
 def _start_values(step_run_id: str, start: StepStart) -> dict[str, Any]:

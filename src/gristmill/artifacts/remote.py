@@ -1,0 +1,131 @@
+"""Artifact stores on object storage, through fsspec: S3 (and S3-compatible servers) with s3fs,
+Google Cloud Storage with gcsfs, Azure Blob Storage with adlfs. Each imports its library only
+when used and is installed with its extra (``pip install "gristmill[s3]"``).
+
+Credentials belong in secrets (``key={{ secret.s3.key }}``); these stores are not trusted for
+pickled data unless ``trusted=true``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from gristmill.artifacts.store import ArtifactStore
+from gristmill.errors import ConfigError
+
+
+class _ObjectStore(ArtifactStore):
+    scheme: ClassVar[tuple[str, ...]]
+    requires: ClassVar[tuple[str, ...]]
+    extra: ClassVar[str]
+    # Settings that carry credentials: accepted only as secret references.
+    secret_fields: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, path: str, *, trusted: bool = False, **options: Any) -> None:
+        if not path.startswith(tuple(f"{s}://" for s in self.scheme)):
+            raise ConfigError(
+                f"{self.flavor} artifact store path must start with {' or '.join(s + '://' for s in self.scheme)}, "
+                f"got {path!r}"
+            )
+        super().__init__(path, trusted=trusted, storage_options=self._storage_options(**options))
+
+    def _storage_options(self, **options: Any) -> dict[str, Any]:
+        return {k: v for k, v in options.items() if v is not None}
+
+
+class S3ArtifactStore(_ObjectStore):
+    """Amazon S3 or any S3-compatible server (MinIO, Ceph, moto) via ``endpoint_url``."""
+
+    flavor = "s3"
+    scheme = ("s3", "s3a")
+    requires = ("s3fs",)
+    extra = "s3"
+    config_model = "gristmill.artifacts.configs:S3ArtifactStoreConfig"
+    secret_fields = ("key", "secret", "token")
+
+    def _storage_options(  # type: ignore[override]
+        self,
+        *,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        key: str | None = None,
+        secret: str | None = None,
+        token: str | None = None,
+        client_kwargs: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        kwargs = dict(client_kwargs or {})
+        if endpoint_url:
+            kwargs["endpoint_url"] = endpoint_url
+        if region:
+            kwargs["region_name"] = region
+        options: dict[str, Any] = {"client_kwargs": kwargs} if kwargs else {}
+        for name, value in (("key", key), ("secret", secret), ("token", token)):
+            if value is not None:
+                options[name] = value
+        # Writers of the same object race harmlessly (same bytes); no listing cache, so a
+        # completion marker written by another process is seen at once.
+        options["use_listings_cache"] = False
+        return options
+
+
+class GCSArtifactStore(_ObjectStore):
+    """Google Cloud Storage (``gs://bucket/prefix``)."""
+
+    flavor = "gcs"
+    scheme = ("gs", "gcs")
+    requires = ("gcsfs",)
+    extra = "gcs"
+    config_model = "gristmill.artifacts.configs:GCSArtifactStoreConfig"
+    secret_fields = ("token",)
+
+    def _storage_options(  # type: ignore[override]
+        self,
+        *,
+        project: str | None = None,
+        token: str | None = None,
+        endpoint_url: str | None = None,
+    ) -> dict[str, Any]:
+        options: dict[str, Any] = {}
+        if project:
+            options["project"] = project
+        if token:
+            options["token"] = _json_or_text(token)
+        if endpoint_url:
+            options["endpoint_url"] = endpoint_url
+        return options
+
+
+class AzureArtifactStore(_ObjectStore):
+    """Azure Blob Storage (``az://container/prefix``)."""
+
+    flavor = "azure"
+    scheme = ("az", "abfs")
+    requires = ("adlfs",)
+    extra = "azure"
+    config_model = "gristmill.artifacts.configs:AzureArtifactStoreConfig"
+    secret_fields = ("account_key", "connection_string", "sas_token")
+
+    def _storage_options(  # type: ignore[override]
+        self,
+        *,
+        account_name: str | None = None,
+        account_key: str | None = None,
+        connection_string: str | None = None,
+        sas_token: str | None = None,
+    ) -> dict[str, Any]:
+        options = {
+            "account_name": account_name,
+            "account_key": account_key,
+            "connection_string": connection_string,
+            "sas_token": sas_token,
+        }
+        return {k: v for k, v in options.items() if v is not None}
+
+
+def _json_or_text(value: str) -> Any:
+    """A service-account key given as JSON text is passed as a dict; a path as it is."""
+    if value.lstrip().startswith("{"):
+        import json
+
+        return json.loads(value)
+    return value

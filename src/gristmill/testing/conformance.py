@@ -1,0 +1,368 @@
+"""Conformance suites: what every artifact store, metadata store and orchestrator flavor must
+do. Subclass one in a test module and provide its fixture; gristmill's own tests run them
+against every built-in flavor::
+
+    from gristmill.testing.conformance import ArtifactStoreConformance
+
+    class TestMyStore(ArtifactStoreConformance):
+        @pytest.fixture
+        def artifact_store(self, tmp_path):
+            return MyStore(...)
+
+- ``ArtifactStoreConformance`` needs ``artifact_store`` (an ArtifactStore instance).
+- ``MetadataStoreConformance`` needs ``metadata_store_url`` (a URL of an empty database).
+- ``OrchestratorConformance`` needs ``orchestrator`` (``{"flavor": ..., **settings}``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import pytest
+
+from gristmill.artifacts import ArtifactStore, load_artifact, save_artifact
+from gristmill.errors import ArtifactStoreError, NotFoundError, RunFailedError
+from gristmill.project import Project
+from gristmill.testing import temporary_project
+
+# -- artifact stores ------------------------------------------------------------------------------
+
+
+class ArtifactStoreConformance:
+    """Content-addressed, deduplicated, complete-before-visible storage of artifact bytes."""
+
+    def round_trip(self, store: ArtifactStore, value: Any) -> Any:
+        saved = save_artifact(store, value, where="conformance")
+        assert store.exists(saved.content.uri)
+        return load_artifact(store, saved.content.uri, saved.materializer, saved.data_type)
+
+    def test_builtin_values_round_trip(self, artifact_store: ArtifactStore) -> None:
+        for value in (42, "text", [1, 2.5, None], {"a": {"b": [1]}}, (1, 2), b"\x00bytes"):
+            assert self.round_trip(artifact_store, value) == value
+
+    def test_numpy_and_pandas_round_trip(self, artifact_store: ArtifactStore) -> None:
+        np = pytest.importorskip("numpy")
+        pd = pytest.importorskip("pandas")
+        array = np.arange(1000, dtype="float64").reshape(10, 100)
+        np.testing.assert_array_equal(self.round_trip(artifact_store, array), array)
+        frame = pd.DataFrame({"x": range(50), "y": [str(i) for i in range(50)]})
+        pd.testing.assert_frame_equal(self.round_trip(artifact_store, frame), frame)
+
+    def test_the_same_bytes_are_stored_once(self, artifact_store: ArtifactStore) -> None:
+        first = save_artifact(artifact_store, {"same": "bytes"}, where="conformance")
+        second = save_artifact(artifact_store, {"same": "bytes"}, where="conformance")
+        assert first.content == second.content
+        other = save_artifact(artifact_store, {"other": "bytes"}, where="conformance")
+        assert other.content.uri != first.content.uri
+        assert first.content.uri.startswith(artifact_store.root)
+
+    def test_content_is_visible_only_when_complete(self, artifact_store: ArtifactStore) -> None:
+        """A reader never sees a partly written artifact: an address with files but not yet
+        published does not exist, and loading it fails clearly."""
+        uri = artifact_store.content_uri("0" * 64)
+        assert not artifact_store.exists(uri)
+        with pytest.raises(ArtifactStoreError):
+            artifact_store.local_directory(uri)
+
+    def test_blobs_and_text(self, artifact_store: ArtifactStore) -> None:
+        key = f"conformance/{time.time_ns()}.json"
+        artifact_store.put_blob(key, b'{"v": 1}')
+        artifact_store.put_blob(key, b'{"v": 1}')  # idempotent
+        assert artifact_store.get_blob(key) == b'{"v": 1}'
+        with pytest.raises(ArtifactStoreError):
+            artifact_store.get_blob("conformance/missing.json")
+        uri = artifact_store.logs_uri("run-x", "step-y")
+        artifact_store.write_text(uri, "line 1\nline 2\n")
+        assert artifact_store.read_text(uri) == "line 1\nline 2\n"
+
+
+# -- metadata stores ------------------------------------------------------------------------------
+
+_PIPELINES = """
+from typing import Annotated
+from gristmill import step, pipeline, log_metadata
+
+@step
+def numbers(n: int = 4) -> list:
+    return list(range(n))
+
+@step
+def split(xs: list) -> tuple[Annotated[list, "evens"], Annotated[list, "odds"]]:
+    return [x for x in xs if x % 2 == 0], [x for x in xs if x % 2]
+
+@step
+def total(a: list, b: list) -> Annotated[float, "total"]:
+    log_metadata({"sum": float(sum(a) + sum(b))})
+    return float(sum(a) + sum(b))
+
+@pipeline
+def conformance(n: int = 4):
+    evens, odds = split(numbers(n))
+    total(evens, odds)
+
+@step(cache=False)
+def work(i: int) -> int:
+    return i * 3
+
+@pipeline
+def busy(i: int = 0):
+    work(i=i)
+"""
+
+
+class MetadataStoreConformance:
+    """Runs, steps, artifacts, metadata, lineage, caching, stacks and secrets, concurrency."""
+
+    @pytest.fixture
+    def store_project(self, metadata_store_url: str, tmp_path: Path) -> Iterator[Project]:
+        saved = os.environ.get("GRISTMILL_STORE_URL")
+        with temporary_project(tmp_path / "project") as project:
+            os.environ["GRISTMILL_STORE_URL"] = metadata_store_url
+            (project.root / "conformance_pipelines.py").write_text(textwrap.dedent(_PIPELINES))
+            sys.path.insert(0, str(project.root))
+            sys.modules.pop("conformance_pipelines", None)
+            try:
+                yield project
+            finally:
+                sys.path.remove(str(project.root))
+                sys.modules.pop("conformance_pipelines", None)
+                if saved is None:
+                    os.environ.pop("GRISTMILL_STORE_URL", None)
+                else:
+                    os.environ["GRISTMILL_STORE_URL"] = saved
+
+    def pipelines(self) -> Any:
+        import importlib
+
+        return importlib.import_module("conformance_pipelines")
+
+    def test_a_run_is_recorded_and_read_back(self, store_project: Project) -> None:
+        from gristmill import Client
+
+        run = self.pipelines().conformance(n=5)
+        again = Client().get_run(run.id)
+        assert again.status == "completed"
+        assert list(again.steps) == ["numbers", "split", "total"]
+        assert again.steps["total"].output().load() == 10.0
+        assert again.metadata == {"sum": 10.0}
+        assert again.steps["split"].outputs["odds"].load() == [1, 3]
+        assert Client().get_run(run.id[:10]).id == run.id
+        assert Client().get_run(run.name).id == run.id
+
+    def test_cache_hits_link_outputs(self, store_project: Project) -> None:
+        first = self.pipelines().conformance(n=3)
+        second = self.pipelines().conformance(n=3)
+        assert {s.status for s in second.steps.values()} == {"cached"}
+        assert second.steps["total"].output().id == first.steps["total"].output().id
+        assert second.metadata == {"sum": 3.0}
+
+    def test_lineage_and_artifact_versions(self, store_project: Project) -> None:
+        from gristmill import Client
+
+        self.pipelines().conformance(n=3)
+        self.pipelines().conformance(n=6)
+        client = Client()
+        total = client.get_artifact_version("total")
+        assert total.version == 2 and total.load() == 15.0
+        assert client.get_artifact_version("total:1").load() == 3.0
+        upstream = {av.name for av in total.upstream()}
+        assert upstream == {"evens", "odds", "conformance.numbers.output"}
+        numbers = client.get_artifact_version("conformance.numbers.output")
+        assert {av.name for av in numbers.downstream()} == {"evens", "odds", "total"}
+
+    def test_listing_and_paging(self, store_project: Project) -> None:
+        from gristmill import Client
+
+        runs = [self.pipelines().busy(i=i) for i in range(5)]
+        client = Client()
+        assert client.count_runs(pipeline="busy") == 5
+        assert [r.id for r in client.list_runs(pipeline="busy", limit=2)] == [
+            runs[4].id,
+            runs[3].id,
+        ]
+        assert [r.id for r in client.list_runs(pipeline="busy", limit=2, offset=4)] == [runs[0].id]
+        with pytest.raises(NotFoundError):
+            client.get_run("no-such-run")
+
+    def test_a_failed_step_keeps_upstream_outputs(self, store_project: Project) -> None:
+        from gristmill import pipeline, step
+
+        @step
+        def ok() -> int:
+            return 1
+
+        @step
+        def broken(x: int) -> int:
+            raise ValueError("no")
+
+        @pipeline
+        def failing() -> None:
+            broken(ok())
+
+        with pytest.raises(RunFailedError) as caught:
+            failing()
+        run = caught.value.run
+        assert run is not None and run.status == "failed"
+        assert run.steps["ok"].output().load() == 1
+        assert run.steps["broken"].status == "failed"
+
+    def test_stacks_components_and_secrets(self, store_project: Project) -> None:
+        store = store_project.store()
+        assert store_project.stack().name == "default"  # always there, made on first use
+        store.save_component("artifact_store", "other", "local", {"root": "/tmp/x"})
+        store.save_stack("second", {"orchestrator": "local", "artifact_store": "other"})
+        assert store.get_stack("second").components["artifact_store"].config == {"root": "/tmp/x"}
+        secrets = store_project.secrets()
+        secrets.create("creds", {"token": "conformance-token-value"})
+        assert secrets.get("creds") == {"token": "conformance-token-value"}
+        assert "conformance-token-value" not in store.get_secret("creds").ciphertext
+        store.delete_stack("second")
+        store.delete_component("artifact_store", "other")
+        with pytest.raises(NotFoundError):
+            store.get_stack("second")
+
+    def test_concurrent_processes_lose_nothing(
+        self, store_project: Project, metadata_store_url: str
+    ) -> None:
+        script = store_project.root / "hammer.py"
+        script.write_text(
+            "import sys\nfrom conformance_pipelines import busy\n"
+            "for _ in range(5):\n    busy(i=int(sys.argv[1]))\n"
+        )
+        env = {
+            **os.environ,
+            "GRISTMILL_STORE_URL": metadata_store_url,
+            "PYTHONPATH": f"{store_project.root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+        }
+        processes = [
+            subprocess.Popen(
+                [sys.executable, str(script), str(i)],
+                cwd=store_project.root,
+                env=env,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for i in range(8)
+        ]
+        for process in processes:
+            _, err = process.communicate(timeout=300)
+            assert process.returncode == 0, err
+            assert "locked" not in err
+        from gristmill import Client
+
+        client = Client()
+        assert client.count_runs(pipeline="busy") == 40
+        runs = client.list_runs(pipeline="busy", limit=100)
+        assert {r.status for r in runs} == {"completed"}
+        assert sorted({r.steps["work"].output().load() for r in runs}) == [i * 3 for i in range(8)]
+        assert (
+            client.get_artifact_version("busy.work.output").version == 8
+        )  # one per distinct value
+
+
+# -- orchestrators -------------------------------------------------------------------------------
+
+
+class OrchestratorConformance:
+    """The same results and semantics on every orchestrator: order, parallel branches, several
+    outputs, failures, caching, logs."""
+
+    @pytest.fixture(autouse=True)
+    def _project(self, tmp_path: Path) -> Iterator[Project]:
+        with temporary_project(tmp_path / "project") as project:
+            yield project
+
+    def run(self, pipeline: Any, orchestrator: dict[str, Any], **parameters: Any) -> Any:
+        return pipeline.with_options(orchestrator=orchestrator)(**parameters)
+
+    def test_a_diamond(self, orchestrator: dict[str, Any]) -> None:
+        from gristmill import pipeline, step
+
+        @step
+        def source(n: int = 5) -> list[int]:
+            return list(range(n))
+
+        @step
+        def square(xs: list[int]) -> list[int]:
+            return [x * x for x in xs]
+
+        @step
+        def double(xs: list[int]) -> list[int]:
+            return [2 * x for x in xs]
+
+        @step
+        def join(a: list[int], b: list[int]) -> Annotated[int, "joined"]:
+            print("joining")
+            return sum(a) + sum(b)
+
+        @pipeline
+        def diamond(n: int = 5) -> None:
+            xs = source(n)
+            join(square(xs), double(xs))
+
+        run = self.run(diamond, orchestrator, n=4)
+        assert run.orchestrator == orchestrator["flavor"]
+        assert run.steps["join"].output().load() == (0 + 1 + 4 + 9) + (0 + 2 + 4 + 6)
+        assert run.steps["join"].logs() == "joining\n"
+        started = {name: s.started_at for name, s in run.steps.items()}
+        ended = {name: s.ended_at for name, s in run.steps.items()}
+        assert ended["source"] <= started["square"] and ended["source"] <= started["double"]
+        assert max(ended["square"], ended["double"]) <= started["join"]
+        cached = self.run(diamond, orchestrator, n=4)
+        assert {s.status for s in cached.steps.values()} == {"cached"}
+
+    def test_failures_stop_dependents_only(self, orchestrator: dict[str, Any]) -> None:
+        from gristmill import pipeline, step
+
+        @step
+        def fine() -> int:
+            return 1
+
+        @step
+        def broken(x: int) -> int:
+            raise RuntimeError("broken on purpose")
+
+        @step
+        def after(x: int) -> int:
+            return x
+
+        @pipeline
+        def partly() -> None:
+            after(broken(fine()))
+            fine(id="independent")
+
+        with pytest.raises(RunFailedError, match="broken on purpose") as caught:
+            self.run(partly, orchestrator)
+        run = caught.value.run
+        assert run is not None
+        statuses = {n: s.status for n, s in run.steps.items()}
+        # 'independent' computes what 'fine' did: a cache hit when 'fine' finished first
+        assert statuses.pop("independent") in ("completed", "cached")
+        assert statuses == {"fine": "completed", "broken": "failed", "after": "stopped"}
+
+    def test_several_outputs_and_retries(self, orchestrator: dict[str, Any]) -> None:
+        from gristmill import pipeline, step
+
+        attempts: list[int] = []
+
+        @step(retries=1)
+        def flaky() -> tuple[Annotated[int, "a"], Annotated[int, "b"]]:
+            attempts.append(1)
+            if len(attempts) == 1:
+                raise ConnectionError("first try fails")
+            return 1, 2
+
+        @pipeline
+        def outputs() -> None:
+            flaky()
+
+        run = self.run(outputs, orchestrator)
+        assert run.steps["flaky"].outputs["b"].load() == 2
+        assert run.steps["flaky"].attempts == 2
