@@ -518,7 +518,7 @@ class ArtifactVersion:
         if self._record.run_id is not None:
             stack = self._client.store.get_run(self._record.run_id).stack
         store = self._client.artifact_store_for(stack)
-        return load_artifact(store, self.uri, self.materializer, self.data_type)
+        return load_artifact(store, self.uri, self.materializer, self.data_type, self.content_hash)
 
     def upstream(self) -> list[ArtifactVersion]:
         return self._client.upstream(self.id)

@@ -140,8 +140,8 @@ def test_leftover_staging_from_killed_processes_is_swept(tmp_path: Path) -> None
     assert fresh.exists()
 
 
-def test_pickle_fallback_is_logged_and_refused_from_untrusted_stores(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+def test_pickle_fallback_is_logged_and_verified_from_untrusted_stores(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from gristmill import artifacts
 
@@ -151,17 +151,20 @@ def test_pickle_fallback_is_logged_and_refused_from_untrusted_stores(
         saved = save_artifact(trusted, Opaque(1), where="step 'x', output 'y'")
     assert "no safe materializer" in caplog.text and "Opaque" in caplog.text
     untrusted = LocalArtifactStore(str(tmp_path / "a"), trusted=False)
-    with pytest.raises(UnsafeArtifactError, match="GRISTMILL_ALLOW_PICKLE=1"):
-        load_artifact(untrusted, saved.content.uri, saved.materializer, saved.data_type)
-    import os
+    args = (untrusted, saved.content.uri, saved.materializer, saved.data_type)
+    # the bytes gristmill wrote, vouched for by the hash it recorded: loaded
+    assert load_artifact(*args, saved.content.content_hash) == Opaque(1)
+    # no hash to check, or bytes changed behind gristmill's back: refused
+    with pytest.raises(UnsafeArtifactError, match="no recorded content hash vouches for it"):
+        load_artifact(*args)
+    pickled = Path(saved.content.uri) / "value.pkl"
+    import cloudpickle
 
-    os.environ["GRISTMILL_ALLOW_PICKLE"] = "1"
-    try:
-        assert load_artifact(
-            untrusted, saved.content.uri, saved.materializer, saved.data_type
-        ) == Opaque(1)
-    finally:
-        del os.environ["GRISTMILL_ALLOW_PICKLE"]
+    pickled.write_bytes(cloudpickle.dumps(Opaque(666)))
+    with pytest.raises(UnsafeArtifactError, match="do not match the content hash"):
+        load_artifact(*args, saved.content.content_hash)
+    monkeypatch.setenv("GRISTMILL_ALLOW_PICKLE", "1")
+    assert load_artifact(*args) == Opaque(666)  # explicitly opted in
 
 
 def test_materializer_key_of_declared_types() -> None:

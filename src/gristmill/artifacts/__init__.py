@@ -14,7 +14,12 @@ from gristmill.artifacts.materializers.base import (
     data_type_name,
     materializer_named,
 )
-from gristmill.artifacts.store import ArtifactStore, LocalArtifactStore, StoredContent
+from gristmill.artifacts.store import (
+    ArtifactStore,
+    LocalArtifactStore,
+    StoredContent,
+    hash_directory,
+)
 from gristmill.errors import MaterializerError, UnsafeArtifactError
 
 __all__ = [
@@ -68,20 +73,39 @@ def save_artifact(store: ArtifactStore, value: Any, *, where: str) -> SavedArtif
     )
 
 
-def load_artifact(store: ArtifactStore, uri: str, materializer_name: str, data_type: str) -> Any:
-    """Load the value stored at ``uri``; refuses pickled data from an untrusted store."""
+def load_artifact(
+    store: ArtifactStore,
+    uri: str,
+    materializer_name: str,
+    data_type: str,
+    content_hash: str | None = None,
+) -> Any:
+    """Load the value stored at ``uri``.
+
+    Pickled data (which runs code when loaded) is loaded from a store not marked trusted only
+    when its bytes match ``content_hash``, the hash the metadata store recorded when gristmill
+    wrote them: what someone put in the bucket behind gristmill's back is refused.
+    ``GRISTMILL_ALLOW_PICKLE=1`` (or a trusted store) skips the check.
+    """
     materializer = materializer_named(materializer_name)()
+    directory = store.local_directory(uri)
     if (
         not materializer.safe
         and not store.trusted
         and os.environ.get("GRISTMILL_ALLOW_PICKLE") != "1"
     ):
-        raise UnsafeArtifactError(
-            f"the artifact at {uri} is pickled ({materializer_name}) and the artifact store "
-            f"{store.root} is not marked trusted; unpickling runs code. If you trust it, set "
-            "GRISTMILL_ALLOW_PICKLE=1 or mark the store trusted (trusted=true in its config)"
-        )
-    directory = store.local_directory(uri)
+        actual = hash_directory(directory)[0]
+        if content_hash is None or actual != content_hash:
+            reason = (
+                "its bytes do not match the content hash gristmill recorded for it"
+                if content_hash is not None
+                else "no recorded content hash vouches for it"
+            )
+            raise UnsafeArtifactError(
+                f"refusing to unpickle the artifact at {uri} ({materializer_name}): the artifact store "
+                f"{store.root} is not marked trusted and {reason}. If you trust it, set "
+                "GRISTMILL_ALLOW_PICKLE=1 or mark the store trusted (trusted=true in its settings)"
+            )
     try:
         return materializer.load(directory, data_type)
     except (OSError, ValueError, TypeError, ImportError, AttributeError) as exc:

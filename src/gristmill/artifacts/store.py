@@ -254,6 +254,7 @@ class LocalArtifactStore(ArtifactStore):
     flavor = "local"
     protocol = "file"
     config_model = "gristmill.artifacts.configs:LocalArtifactStoreConfig"
+    in_project = True  # without a root, it lives under the project's .gristmill/
 
     def __init__(
         self,

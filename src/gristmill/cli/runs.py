@@ -76,6 +76,8 @@ def render_run(run: Any, *, show_config: bool = False) -> None:
 
         out.print("[bold]Configuration[/]")
         out.print(Pretty(run.config))
+        out.print("[bold]Stack[/]")
+        out.print(Pretty(run.stack))
         out.print("[bold]Environment[/]")
         out.print(Pretty(run.environment))
 
@@ -171,6 +173,7 @@ def show_run(run: str, show_config: bool, show_packages: bool, as_json: bool) ->
         }
         if show_config:
             data["config"] = found.config
+            data["stack"] = found.stack
             data["environment"] = found.environment
         print_json(data)
         return

@@ -100,7 +100,7 @@ def launch_step(run: RunContext, step_id: str) -> StepOutcome:
                 kwargs = dict(plan.parameters)
                 for arg, av in inputs.items():
                     kwargs[arg] = load_artifact(
-                        run.artifact_store, av.uri, av.materializer, av.data_type
+                        run.artifact_store, av.uri, av.materializer, av.data_type, av.content_hash
                     )
                 result, attempts = _call_with_retries(plan, context, kwargs)
                 values = _split_outputs(plan, result)

@@ -72,10 +72,12 @@ class Stack:
         defaults: dict[str, Any] | None = None,
     ) -> Any:
         component = self.component(kind)
+        cls = load_plugin(kind, component.flavor)
+        # Project defaults (the local store's folder) only for flavors that live in the project.
+        defaults = defaults if getattr(cls, "in_project", False) else {}
         config = {**(defaults or {}), **component.config, **overrides}
         if resolve is not None:
             config = resolve(config, f"{kind.replace('_', ' ')} '{component.name}'")
-        cls = load_plugin(kind, component.flavor)
         try:
             return cls(**config)
         except TypeError as exc:

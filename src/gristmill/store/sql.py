@@ -64,8 +64,10 @@ def artifact_id(name: str) -> str:
 
 
 def artifact_version_id(new: NewArtifactVersion) -> str:
-    """Derived from the content hash: the same bytes under the same artifact are one version."""
-    return hash_json([new.artifact_name, new.content_hash, new.materializer, new.data_type])[:32]
+    """Derived from where the content is (its URI holds the store and the content hash): the
+    same bytes of the same artifact in the same store are one version. The same bytes in
+    another stack's store are another version, which that stack can load."""
+    return hash_json([new.artifact_name, new.uri, new.materializer, new.data_type])[:32]
 
 
 def _dumps(value: Any) -> str:
