@@ -19,6 +19,7 @@ quickstart: $(STAMP)
 	cd examples/quickstart && ../../$(BIN)/gristmill run pipeline:training
 
 test: $(STAMP)
+	scripts/install-test-services.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
@@ -38,4 +39,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache examples/quickstart/.gristmill
+	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache examples/quickstart/.gristmill

@@ -7,7 +7,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from gristmill.testing.services import S3Server, postgres_server, s3_server
+from gristmill.testing.services import (
+    S3Server,
+    azure_blob_server,
+    gcs_server,
+    postgres_server,
+    s3_server,
+)
 
 _databases = itertools.count()
 
@@ -41,3 +47,17 @@ def s3() -> Iterator[S3Server]:
 @pytest.fixture
 def s3_bucket(s3: S3Server) -> str:
     return s3.create_bucket(f"bucket-{next(_databases)}")
+
+
+@pytest.fixture(scope="session")
+def azure() -> Iterator[str]:
+    """A connection string of a local Azurite blob service."""
+    with azure_blob_server() as connection_string:
+        yield connection_string
+
+
+@pytest.fixture(scope="session")
+def gcs() -> Iterator[str]:
+    """The endpoint of a local GCS emulator."""
+    with gcs_server() as endpoint:
+        yield endpoint

@@ -4,13 +4,14 @@ local and local_parallel orchestrators."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gristmill.artifacts import ArtifactStore, LocalArtifactStore
-from gristmill.artifacts.remote import S3ArtifactStore
+from gristmill.artifacts.remote import AzureArtifactStore, GCSArtifactStore, S3ArtifactStore
 from gristmill.testing.conformance import (
     ArtifactStoreConformance,
     MetadataStoreConformance,
@@ -19,6 +20,7 @@ from gristmill.testing.conformance import (
 from gristmill.testing.services import S3Server
 
 pytestmark = pytest.mark.integration
+_names = itertools.count()
 
 
 class TestLocalArtifactStore(ArtifactStoreConformance):
@@ -40,6 +42,37 @@ class TestS3ArtifactStore(ArtifactStoreConformance):
             secret=s3.secret,
             region=s3.region,
         )
+
+
+class TestAzureArtifactStore(ArtifactStoreConformance):
+    """Against Azurite, Microsoft's storage emulator: the blob protocol, not Azure's auth."""
+
+    @pytest.fixture
+    def artifact_store(
+        self, azure: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> ArtifactStore:
+        from azure.storage.blob import BlobServiceClient
+
+        container = f"gristmill{next(_names)}"
+        BlobServiceClient.from_connection_string(azure).create_container(container)
+        monkeypatch.setenv("GRISTMILL_CACHE_DIR", str(tmp_path / "cache"))
+        return AzureArtifactStore(f"az://{container}/artifacts", connection_string=azure)
+
+
+class TestGCSArtifactStore(ArtifactStoreConformance):
+    """Against a GCS JSON-API emulator: the storage protocol, not Google's auth."""
+
+    @pytest.fixture
+    def artifact_store(
+        self, gcs: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> ArtifactStore:
+        bucket = f"gristmill-{next(_names)}"
+        store = GCSArtifactStore(
+            f"gs://{bucket}/artifacts", endpoint_url=gcs, token="anon", project="test"
+        )
+        store.fs.mkdir(bucket)
+        monkeypatch.setenv("GRISTMILL_CACHE_DIR", str(tmp_path / "cache"))
+        return store
 
 
 class TestSQLiteMetadataStore(MetadataStoreConformance):

@@ -78,6 +78,16 @@ class GCSArtifactStore(_ObjectStore):
     config_model = "gristmill.artifacts.configs:GCSArtifactStoreConfig"
     secret_fields = ("token",)
 
+    @property
+    def fs(self) -> Any:
+        # gcsfs's default class probes every bucket over gRPC for its (experimental) zonal and
+        # hierarchical layouts; the core filesystem speaks the plain JSON API only.
+        if self._fs is None:
+            from gcsfs.core import GCSFileSystem
+
+            self._fs = GCSFileSystem(**self.storage_options)
+        return self._fs
+
     def _storage_options(  # type: ignore[override]
         self,
         *,

@@ -172,3 +172,93 @@ def s3_server() -> Iterator[S3Server]:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+AZURITE_ACCOUNT = "devstoreaccount1"
+# Azurite's documented development account key: public, for the emulator only.
+AZURITE_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+
+
+def azurite_command() -> str | None:
+    """Azurite's blob service: GRISTMILL_AZURITE, ./.cache/azurite (where `make test` installs
+    it from npm), or azurite-blob on PATH."""
+    explicit = os.environ.get("GRISTMILL_AZURITE")
+    if explicit:
+        return explicit
+    for folder in (Path.cwd(), *Path.cwd().parents):
+        candidate = folder / ".cache" / "azurite" / "node_modules" / ".bin" / "azurite-blob"
+        if candidate.exists():
+            return str(candidate)
+    return shutil.which("azurite-blob")
+
+
+@contextlib.contextmanager
+def azure_blob_server() -> Iterator[str]:
+    """Azurite (Microsoft's Azure Storage emulator, from npm) on 127.0.0.1; yields a
+    connection string for its development account."""
+    command = azurite_command()
+    if command is None:
+        raise ServiceError(
+            "Azurite is not installed: npm install --prefix .cache/azurite azurite@3"
+        )
+    port = free_port()
+    folder = Path(tempfile.mkdtemp(prefix="gristmill-azurite-"))
+    process = subprocess.Popen(
+        [
+            command,
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            str(port),
+            "--location",
+            str(folder),
+            "--skipApiVersionCheck",
+            "--loose",
+            "--silent",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, process=process)
+        yield (
+            f"DefaultEndpointsProtocol=http;AccountName={AZURITE_ACCOUNT};AccountKey={AZURITE_KEY};"
+            f"BlobEndpoint=http://127.0.0.1:{port}/{AZURITE_ACCOUNT};"
+        )
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def gcs_server() -> Iterator[str]:
+    """A GCS JSON-API emulator (the gcp-storage-emulator package) on 127.0.0.1; yields its
+    endpoint URL."""
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gcp_storage_emulator",
+            "start",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--in-memory",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, process=process)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
