@@ -214,6 +214,8 @@ SECRET = "s3cr3t-value-that-must-not-leak"
 
 
 def test_secrets_are_encrypted_and_never_shown(project: Project, tmp_path: Path) -> None:
+    key_file = project.directory / "secrets.key"
+    assert key_file.stat().st_mode & 0o777 == 0o600
     gm("secret", "create", "paths", f"root={SECRET}", "other=xyz1")
     listed = json.loads(gm("secret", "list", "--json").stdout)
     assert listed[0]["name"] == "paths" and listed[0]["keys"] == ["other", "root"]
