@@ -63,6 +63,17 @@ def redacted(text: str) -> str:
     return module.redact(text) if module is not None else text
 
 
+def write_output(text: str, output: str | None) -> None:
+    """Write to the file ``output`` (saying so on stderr), or to stdout when it is None."""
+    if output is None:
+        click.echo(redacted(text), nl=False)
+        return
+    from pathlib import Path
+
+    Path(output).write_text(text, encoding="utf-8")
+    console(stderr=True).print(f"wrote {escape(output)}")
+
+
 def print_json(data: Any) -> None:
     click.echo(redacted(json.dumps(data, indent=2, default=str, sort_keys=False)))
 

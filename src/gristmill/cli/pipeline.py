@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 import click
 
-from gristmill.cli._output import console, escape, handles_errors, json_option, print_json, table
+from gristmill.cli._output import (
+    console,
+    handles_errors,
+    json_option,
+    print_json,
+    table,
+    write_output,
+)
 
 
 @click.group()
@@ -28,14 +34,7 @@ def export(target: str, output: str | None) -> None:
     from gristmill.cli.running import load_target
     from gristmill.yaml_pipelines import pipeline_to_yaml
 
-    text = pipeline_to_yaml(load_target(target))
-    if output is None:
-        sys.stdout.write(text)
-        return
-    from pathlib import Path
-
-    Path(output).write_text(text, encoding="utf-8")
-    console(stderr=True).print(f"wrote {escape(output)}")
+    write_output(pipeline_to_yaml(load_target(target)), output)
 
 
 @pipeline.command("validate")

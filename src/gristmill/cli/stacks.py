@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import click
 
-from gristmill.cli._output import console, escape, handles_errors, json_option, print_json, table
+from gristmill.cli._output import (
+    console,
+    escape,
+    handles_errors,
+    json_option,
+    print_json,
+    table,
+    write_output,
+)
 from gristmill.errors import ConfigError
 
 
@@ -393,12 +400,7 @@ def export_stack(name: str, output: str | None) -> None:
             for kind, c in found.components.items()
         },
     }
-    text = dump_yaml(document)
-    if output is None:
-        click.echo(text, nl=False)
-    else:
-        Path(output).write_text(text, encoding="utf-8")
-        console(stderr=True).print(f"wrote {escape(output)}")
+    write_output(dump_yaml(document), output)
 
 
 @stack.command("import")

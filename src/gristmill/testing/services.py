@@ -48,6 +48,14 @@ def wait_for_port(
     raise ServiceError(f"nothing listened on 127.0.0.1:{port} within {timeout:.0f}s")
 
 
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
 def postgres_binaries() -> Path | None:
     """The folder with initdb and pg_ctl (Debian puts them under /usr/lib/postgresql/N/bin)."""
     found = shutil.which("initdb")
@@ -167,11 +175,7 @@ def s3_server() -> Iterator[S3Server]:
         wait_for_port(port, process=process)
         yield S3Server(f"http://127.0.0.1:{port}")
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        _stop(process)
 
 
 AZURITE_ACCOUNT = "devstoreaccount1"
@@ -228,8 +232,7 @@ def azure_blob_server() -> Iterator[str]:
             f"BlobEndpoint=http://127.0.0.1:{port}/{AZURITE_ACCOUNT};"
         )
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        _stop(process)
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -257,8 +260,4 @@ def gcs_server() -> Iterator[str]:
         wait_for_port(port, process=process)
         yield f"http://127.0.0.1:{port}"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        _stop(process)
