@@ -38,6 +38,9 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
+bench-peers: $(STAMP)
+	$(BIN)/python benchmarks/compare.py
+
 bench-scale: $(STAMP)
 	$(BIN)/python benchmarks/scale.py
 

@@ -62,55 +62,98 @@ def big_pipeline(steps: int) -> dict[str, Any]:
     ran = time.perf_counter() - started
     assert run.status == "completed"
     assert run.steps[f"inc_{steps - 1}"].output().load() == steps - 1
-    return {"steps": len(plan.order), "compile_s": compiled, "run_s": ran, "per_step_ms": ran / steps * 1000}
+    return {
+        "steps": len(plan.order),
+        "compile_s": compiled,
+        "run_s": ran,
+        "per_step_ms": ran / steps * 1000,
+    }
 
 
 def populate(url: str, runs: int, outputs_per_run: int) -> dict[str, Any]:
     """``runs`` runs of a two-step pipeline; their steps produce ``outputs_per_run`` artifact
     versions per run in all; one more run holds a CHAIN-step chain for the lineage query."""
+    from gristmill._hashing import hash_text
     from gristmill.store import schema as s
     from gristmill.store.sql import SQLStore, artifact_id
 
-    from gristmill._hashing import hash_text
-
     store = SQLStore(url)
-    pipeline_version = store.register_pipeline_version("scale", "0" * 64, '{"name": "scale", "steps": []}')
+    pipeline_version = store.register_pipeline_version(
+        "scale", "0" * 64, '{"name": "scale", "steps": []}'
+    )
     pipeline_id = hash_text("pipeline:scale")[:32]
     started = time.perf_counter()
     now = time.time() - runs
     batch = 5000
     with store.engine.begin() as conn:
-        conn.execute(s.artifacts.insert(), [
-            {"id": artifact_id(f"scale.out{i}"), "name": f"scale.out{i}", "created_at": now}
-            for i in range(outputs_per_run)
-        ])
+        conn.execute(
+            s.artifacts.insert(),
+            [
+                {"id": artifact_id(f"scale.out{i}"), "name": f"scale.out{i}", "created_at": now}
+                for i in range(outputs_per_run)
+            ],
+        )
     for offset in range(0, runs, batch):
         run_rows, step_rows, version_rows, output_rows = [], [], [], []
         for index in range(offset, min(runs, offset + batch)):
             run_id = uuid.uuid4().hex
             created = now + index
-            run_rows.append({
-                "id": run_id, "name": f"scale-{index}", "pipeline_id": pipeline_id,
-                "pipeline_version_id": pipeline_version, "status": "completed", "created_at": created,
-                "started_at": created, "ended_at": created + 0.01, "stack": "{}", "config": "{}",
-                "environment": "{}", "tags": "[]",
-            })
+            run_rows.append(
+                {
+                    "id": run_id,
+                    "name": f"scale-{index}",
+                    "pipeline_id": pipeline_id,
+                    "pipeline_version_id": pipeline_version,
+                    "status": "completed",
+                    "created_at": created,
+                    "started_at": created,
+                    "ended_at": created + 0.01,
+                    "stack": "{}",
+                    "config": "{}",
+                    "environment": "{}",
+                    "tags": "[]",
+                }
+            )
             for position in range(2):
                 step_id = uuid.uuid4().hex
-                step_rows.append({
-                    "id": step_id, "run_id": run_id, "name": f"step{position}", "position": position,
-                    "source": "scale:step", "status": "completed", "created_at": created,
-                    "started_at": created, "ended_at": created, "attempts": 1, "parameters": "{}",
-                })
+                step_rows.append(
+                    {
+                        "id": step_id,
+                        "run_id": run_id,
+                        "name": f"step{position}",
+                        "position": position,
+                        "source": "scale:step",
+                        "status": "completed",
+                        "created_at": created,
+                        "started_at": created,
+                        "ended_at": created,
+                        "attempts": 1,
+                        "parameters": "{}",
+                    }
+                )
                 for k in range(position, outputs_per_run, 2):
                     version_id = uuid.uuid4().hex
-                    version_rows.append({
-                        "id": version_id, "artifact_id": artifact_id(f"scale.out{k}"), "version": index + 1,
-                        "uri": f"/scale/{version_id}", "content_hash": version_id * 2, "materializer": "json",
-                        "data_type": "builtins.int", "size": 1, "producer_step_run_id": step_id,
-                        "created_at": created,
-                    })
-                    output_rows.append({"step_run_id": step_id, "name": f"out{k}", "artifact_version_id": version_id})
+                    version_rows.append(
+                        {
+                            "id": version_id,
+                            "artifact_id": artifact_id(f"scale.out{k}"),
+                            "version": index + 1,
+                            "uri": f"/scale/{version_id}",
+                            "content_hash": version_id * 2,
+                            "materializer": "json",
+                            "data_type": "builtins.int",
+                            "size": 1,
+                            "producer_step_run_id": step_id,
+                            "created_at": created,
+                        }
+                    )
+                    output_rows.append(
+                        {
+                            "step_run_id": step_id,
+                            "name": f"out{k}",
+                            "artifact_version_id": version_id,
+                        }
+                    )
         with store.engine.begin() as conn:
             conn.execute(s.runs.insert(), run_rows)
             conn.execute(s.step_runs.insert(), step_rows)
@@ -164,7 +207,10 @@ def main() -> int:
     from gristmill.project import find_project
 
     url = find_project().store_url
-    print(f"generating {args.runs} runs with {args.outputs_per_run} artifact versions each", file=sys.stderr)
+    print(
+        f"generating {args.runs} runs with {args.outputs_per_run} artifact versions each",
+        file=sys.stderr,
+    )
     results["store"] = populate(url, args.runs, args.outputs_per_run)
     last_output = chain_for_lineage(work)
 
@@ -172,21 +218,30 @@ def main() -> int:
     newest = client.list_runs(limit=1)[0].id
     results["queries"] = {
         "list_latest_50_runs": timed(lambda: [r.name for r in client.list_runs(limit=50)]),
-        "count_runs": timed(lambda: client.count_runs()),
+        "count_runs": timed(client.count_runs),
         "get_run_with_steps_and_artifacts": timed(
-            lambda: [(s.status, [a.uri for a in s.outputs.values()]) for s in client.get_run(newest).refresh().steps.values()]
+            lambda: [
+                (s.status, [a.uri for a in s.outputs.values()])
+                for s in client.get_run(newest).refresh().steps.values()
+            ]
         ),
         "lineage_of_one_artifact": timed(lambda: client.upstream(last_output)),
         "latest_version_of_an_artifact": timed(lambda: client.get_artifact_version("scale.out3")),
-        "list_artifact_versions_50": timed(lambda: client.list_artifact_versions(name="scale.out3", limit=50)),
+        "list_artifact_versions_50": timed(
+            lambda: client.list_artifact_versions(name="scale.out3", limit=50)
+        ),
     }
     assert len(client.upstream(last_output)) == CHAIN - 1
     for name, value in results["queries"].items():
         verdict = "ok" if value["median_ms"] <= 50 else "OVER 50 ms"
-        print(f"{name:<36} min {value['min_ms']:7.2f} ms  median {value['median_ms']:7.2f} ms  {verdict}")
+        print(
+            f"{name:<36} min {value['min_ms']:7.2f} ms  median {value['median_ms']:7.2f} ms  {verdict}"
+        )
     big = results["big_pipeline"]
-    print(f"{args.steps}-step pipeline: compile {big['compile_s']:.2f} s, run {big['run_s']:.2f} s "
-          f"({big['per_step_ms']:.2f} ms per step)")
+    print(
+        f"{args.steps}-step pipeline: compile {big['compile_s']:.2f} s, run {big['run_s']:.2f} s "
+        f"({big['per_step_ms']:.2f} ms per step)"
+    )
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "scale.json").write_text(json.dumps(results, indent=2) + "\n")
     import shutil

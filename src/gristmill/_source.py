@@ -19,9 +19,7 @@ import importlib
 import inspect
 import sys
 import sysconfig
-import textwrap
 import types
-from pathlib import Path
 from typing import Any
 
 from gristmill._hashing import hash_text
@@ -47,6 +45,8 @@ def main_module_name() -> str:
     file = getattr(main, "__file__", None)
     if not file:
         return "__main__"
+    from pathlib import Path  # not at import: defining steps needs none of this
+
     path = Path(file).resolve()
     for entry in sys.path:
         root = Path(entry or ".").resolve()
@@ -83,6 +83,8 @@ def _library_roots() -> tuple[str, ...]:
     for p in sys.path:
         if p.endswith(("site-packages", "dist-packages")):
             roots.add(p)
+    from pathlib import Path
+
     return tuple(str(Path(r).resolve()) for r in roots)
 
 
@@ -102,6 +104,8 @@ def _is_user_file(file: str) -> bool:
     # Cached: a process imports thousands of library modules, each resolved once.
     if file.startswith(_library_roots()):
         return False
+    from pathlib import Path
+
     return not str(Path(file).resolve()).startswith(_library_roots())
 
 
@@ -128,6 +132,8 @@ class _Normalizer(ast.NodeTransformer):
 
 def _syntax_tree(obj: Any) -> ast.AST | None:
     try:
+        import textwrap
+
         text = textwrap.dedent(inspect.getsource(obj))
         tree = ast.parse(text)
     except (OSError, TypeError, SyntaxError, IndentationError):

@@ -15,10 +15,9 @@ import json
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, NoReturn, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, overload
 
 from gristmill._source import source_id
-from gristmill.client import Client, Run
 from gristmill.config import RunConfig, StepConfig
 from gristmill.errors import (
     ParameterError,
@@ -27,18 +26,23 @@ from gristmill.errors import (
     describe_value,
     did_you_mean,
 )
-from gristmill.execution import RunContext, RunListener, compile_run
-from gristmill.execution.plan import RunPlan, ensure_json, json_type_of
 from gristmill.spec import (
     InputRef,
     ParameterSpec,
     PipelineSpec,
     StepSpec,
+    ensure_json,
     escape_literal,
+    json_type_of,
     param_ref,
 )
 from gristmill.steps import Step, reset_tracer, set_tracer
-from gristmill.store import Status
+
+if TYPE_CHECKING:
+    # Defining pipelines needs none of these; running one does (imported then).
+    from gristmill.client import Run
+    from gristmill.execution import RunListener
+    from gristmill.execution.plan import RunPlan
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -437,6 +441,8 @@ class Pipeline(Generic[F]):
 
     def compile(self, *args: Any, **kwargs: Any) -> RunPlan:
         """Everything calling the pipeline checks, without running anything."""
+        from gristmill.execution import compile_run
+
         given = self.bind(*args, **kwargs)
         spec, functions = self.trace(given)
         return compile_run(
@@ -468,7 +474,10 @@ def execute(
     tracked run; raises RunFailedError (with ``.run``) when a step failed."""
     import time
 
+    from gristmill.client import Client, Run
+    from gristmill.execution import RunContext
     from gristmill.project import find_project
+    from gristmill.store import Status
 
     project = find_project()
     store = project.store()

@@ -10,13 +10,14 @@ from __future__ import annotations
 import heapq
 import json
 import re
+import typing
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
 from gristmill._hashing import canonical_json, hash_json
-from gristmill.errors import PipelineDefinitionError, did_you_mean
+from gristmill.errors import ParameterError, PipelineDefinitionError, describe_value, did_you_mean
 
 SPEC_VERSION = 1
 STEP_ID_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
@@ -327,3 +328,51 @@ def _find_cycle(stuck: list[str], remaining: dict[str, set[str]]) -> list[str]:
         path.append(nxt)
         visited.add(nxt)
         current = nxt
+
+
+# -- parameter values: JSON, of a declared JSON type ------------------------------------
+
+JSON_TYPES: dict[str, tuple[type, ...]] = {
+    "int": (int,),
+    "float": (int, float),
+    "str": (str,),
+    "bool": (bool,),
+    "list": (list, tuple),
+    "dict": (dict,),
+}
+
+
+def check_json_type(value: Any, type_name: str, what: str) -> Any:
+    """The value, if it is JSON and of the declared JSON type (ints are accepted as floats)."""
+    ensure_json(value, what)
+    allowed: tuple[type, ...] | None = JSON_TYPES.get(type_name)
+    if value is None or allowed is None:
+        return value
+    if isinstance(value, bool) and type_name in ("int", "float"):
+        allowed = ()
+    if not isinstance(value, allowed):
+        raise ParameterError(f"{what} must be {type_name}, got {describe_value(value)}")
+    return float(cast(float, value)) if type_name == "float" else value
+
+
+def ensure_json(value: Any, what: str) -> None:
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ParameterError(
+            f"{what} is {describe_value(value)}, which is not JSON ({exc}): parameters must be "
+            "numbers, strings, bools, None, lists or dicts of those. Pass data between steps as "
+            "a step output instead, or load it inside a step"
+        ) from None
+
+
+def json_type_of(annotation: Any) -> str:
+    """The JSON type name a Python annotation allows ('any' when it is not a simple one)."""
+    if annotation in (bool, int, float, str):
+        return str(annotation.__name__)
+    origin = typing.get_origin(annotation) or annotation
+    if origin in (list, tuple):
+        return "list"
+    if origin is dict:
+        return "dict"
+    return "any"

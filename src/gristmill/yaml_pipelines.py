@@ -19,7 +19,6 @@ from gristmill._yaml import YamlDocument, dump_yaml, read_yaml, validation_error
 from gristmill.config import RunConfig
 from gristmill.config_file import RetryModel
 from gristmill.errors import PipelineDefinitionError, did_you_mean
-from gristmill.execution.plan import json_type_of
 from gristmill.pipelines import Pipeline, PipelineOptions
 from gristmill.spec import (
     STEP_ID_PATTERN,
@@ -27,6 +26,7 @@ from gristmill.spec import (
     ParameterSpec,
     PipelineSpec,
     StepSpec,
+    json_type_of,
     referenced_param,
 )
 from gristmill.steps import Step
@@ -268,7 +268,7 @@ def _parameter(document: YamlDocument, name: str, raw: Any) -> ParameterSpec:
     else:
         spec = ParameterSpec(type=_inferred_type(raw), default=raw)
     if not spec.required and spec.default is not None and spec.type != "any":
-        from gristmill.execution.plan import check_json_type
+        from gristmill.spec import check_json_type
 
         try:
             check_json_type(spec.default, spec.type, f"default of parameter '{name}'")

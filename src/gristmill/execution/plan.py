@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, cast
+from typing import Any
 
 from gristmill._source import import_source, source_id
 from gristmill.artifacts.materializers.base import materializer_key
@@ -19,20 +19,17 @@ from gristmill.errors import (
     ConfigError,
     ParameterError,
     PipelineDefinitionError,
-    describe_value,
     did_you_mean,
 )
-from gristmill.spec import PipelineSpec, StepSpec, referenced_param, unescape_literal
+from gristmill.spec import (
+    PipelineSpec,
+    StepSpec,
+    check_json_type,
+    json_type_of,
+    referenced_param,
+    unescape_literal,
+)
 from gristmill.steps import INFRASTRUCTURE_SETTINGS, Retry, Step
-
-JSON_TYPES: dict[str, tuple[type, ...]] = {
-    "int": (int,),
-    "float": (int, float),
-    "str": (str,),
-    "bool": (bool,),
-    "list": (list, tuple),
-    "dict": (dict,),
-}
 
 
 @dataclass
@@ -161,42 +158,6 @@ def resolve_pipeline_parameters(spec: PipelineSpec, given: Mapping[str, Any]) ->
         else:
             resolved[name] = param.default
     return resolved
-
-
-def check_json_type(value: Any, type_name: str, what: str) -> Any:
-    """The value, if it is JSON and of the declared JSON type (ints are accepted as floats)."""
-    ensure_json(value, what)
-    allowed: tuple[type, ...] | None = JSON_TYPES.get(type_name)
-    if value is None or allowed is None:
-        return value
-    if isinstance(value, bool) and type_name in ("int", "float"):
-        allowed = ()
-    if not isinstance(value, allowed):
-        raise ParameterError(f"{what} must be {type_name}, got {describe_value(value)}")
-    return float(cast(float, value)) if type_name == "float" else value
-
-
-def ensure_json(value: Any, what: str) -> None:
-    try:
-        json.dumps(value, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise ParameterError(
-            f"{what} is {describe_value(value)}, which is not JSON ({exc}): parameters must be "
-            "numbers, strings, bools, None, lists or dicts of those. Pass data between steps as "
-            "a step output instead, or load it inside a step"
-        ) from None
-
-
-def json_type_of(annotation: Any) -> str:
-    """The JSON type name a Python annotation allows ('any' when it is not a simple one)."""
-    if annotation in (bool, int, float, str):
-        return str(annotation.__name__)
-    origin = typing.get_origin(annotation) or annotation
-    if origin in (list, tuple):
-        return "list"
-    if origin is dict:
-        return "dict"
-    return "any"
 
 
 def _plan_step(

@@ -1,0 +1,147 @@
+"""`make bench-peers`: gristmill beside ZenML, Kedro, Metaflow and Prefect 3, each in its own
+virtualenv created by the benchmark, the same workloads written idiomatically for each, all in
+one run on one machine (benchmarks/peers/driver.py does the measuring). Writes
+benchmarks/results/peers.json and the comparison table in README.md.
+
+    python benchmarks/compare.py [--repeat 3] [--populate-seconds 240] [--peer zenml ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE / "peers"))
+
+from driver import PEERS, run_peers  # noqa: E402
+
+README = HERE.parent / "README.md"
+START, END = "<!-- bench:peers:start -->", "<!-- bench:peers:end -->"
+
+# (label, how to read a tool's figure in seconds from its results)
+ROWS: list[tuple[str, Any]] = [
+    ("`import` (in-process)", lambda r: r["import"]["median"]),
+    ("`from … import pipeline, step`", lambda r: r["import"]["user_import"]["median"]),
+    ("CLI `--help` (process)", lambda r: r["cli_help"]["median"]),
+    ("10 steps, in-process", lambda r: r["linear_10"]["total"]["median"]),
+    ("100 steps, in-process", lambda r: r["linear_100"]["total"]["median"]),
+    ("overhead per step (100 steps)", lambda r: r["linear_100"]["per_step"]["median"]),
+    ("10 steps, `python pipeline.py`", lambda r: r["linear_10"]["process_wall"]["median"]),
+    ("100 steps, `python pipeline.py`", lambda r: r["linear_100"]["process_wall"]["median"]),
+    ("fan-out 20 x 0.5 s", lambda r: r["fanout_20"]["median"]),
+    ("cached re-run, 10 steps (process)", lambda r: r["cached_10"]["median"]),
+    ("100 MB numpy between two steps", lambda r: r["numpy_100mb"]["median"]),
+    ("1e6x10 DataFrame between two steps", lambda r: r["dataframe_1e6"]["median"]),
+    ("list the latest 50 runs", lambda r: r["queries"]["list_latest_50"]["median"]),
+    ("one run with its steps and artifacts", lambda r: r["queries"]["get_run"]["median"]),
+    ("lineage, 9 hops", lambda r: r["queries"]["lineage"]["median"]),
+]
+
+
+def cell(report: dict[str, Any], read: Any) -> float | None:
+    try:
+        value = read(report["results"])
+    except (KeyError, TypeError):
+        return None
+    return float(value) if isinstance(value, (int, float)) else None
+
+
+def seconds(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    if value < 1:
+        return f"{value * 1000:.3g} ms"
+    return f"{value:.3g} s"
+
+
+def table(reports: list[dict[str, Any]]) -> list[str]:
+    ours = next(r for r in reports if r["peer"] == "gristmill")
+    peers = [r for r in reports if r["peer"] != "gristmill"]
+    header = (
+        "| workload | gristmill | "
+        + " | ".join(f"{r['peer']} {r.get('version') or ''}" for r in peers)
+        + " |"
+    )
+    lines = [header, "| --- | ---: | " + " | ".join("---:" for _ in peers) + " |"]
+    for label, read in ROWS:
+        mine = cell(ours, read)
+        cells = []
+        for report in peers:
+            theirs = cell(report, read)
+            if theirs is None or mine is None:
+                cells.append(seconds(theirs))
+            else:
+                cells.append(f"{seconds(theirs)} ({theirs / mine:.3g}x)")
+        lines.append(f"| {label} | {seconds(mine)} | " + " | ".join(cells) + " |")
+    runs = {r["peer"]: r["results"].get("queries", {}).get("runs") for r in reports}
+    concurrency = {r["peer"]: r["results"].get("fanout_20", {}).get("concurrency") for r in reports}
+    lines.append("")
+    lines.append(
+        "Parenthesized: the peer's time divided by gristmill's (above 1: gristmill is faster). "
+        "Runs in each store for the queries: "
+        + ", ".join(f"{k} {v}" for k, v in runs.items() if v)
+        + ". Fan-out concurrency (10 s of sleeping / wall): "
+        + ", ".join(f"{k} {v}" for k, v in concurrency.items() if v)
+        + ". Kedro tracks nothing (no store, no cache, artifacts passed in memory): n/a where a "
+        "workload needs tracking; its artifact figures are in-memory hand-offs, not round trips "
+        "through storage. Each tool's notes (how every workload maps onto it) are in "
+        "`benchmarks/results/peers.json`."
+    )
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--populate-seconds", type=float, default=240.0)
+    parser.add_argument("--peer", action="append", choices=sorted(set(PEERS) - {"gristmill"}))
+    parser.add_argument("--no-readme", action="store_true")
+    args = parser.parse_args()
+    work = HERE / ".work"
+    started = time.perf_counter()
+    reports = run_peers(
+        work,
+        args.repeat,
+        ["gristmill", *(args.peer or [p for p in PEERS if p != "gristmill"])],
+        args.populate_seconds,
+    )
+    machine = {
+        "date": time.strftime("%Y-%m-%d"),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+        "minutes": round((time.perf_counter() - started) / 60, 1),
+    }
+    results = HERE / "results"
+    results.mkdir(exist_ok=True)
+    (results / "peers.json").write_text(
+        json.dumps({"machine": machine, "reports": reports}, indent=2) + "\n"
+    )
+    lines = table(reports)
+    print("\n".join(lines))
+    if not args.no_readme:
+        intro = (
+            f"Measured by `make bench-peers` on {machine['date']} ({machine['cpus']} CPUs, Python "
+            f"{machine['python']}, {machine['platform']}), every tool in its own virtualenv, medians of "
+            f"{args.repeat} fresh processes:"
+        )
+        text = README.read_text()
+        block = "\n".join([START, intro, "", *lines, END])
+        if START in text:
+            before, rest = text.split(START, 1)
+            text = before + block + rest.split(END, 1)[1]
+        else:
+            text += "\n" + block + "\n"
+        README.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Kedro project for the peer benchmarks."""

@@ -1,0 +1,1 @@
+"""Kedro's defaults throughout (OmegaConfigLoader, DataCatalog, no hooks, no session store)."""
