@@ -187,6 +187,30 @@ def chain_for_lineage(project_root: Path) -> str:
     return run.steps[f"inc_{CHAIN - 1}"].output().id
 
 
+def write_readme(results: dict[str, Any], steps: int) -> None:
+    start, end = "<!-- bench:scale:start -->", "<!-- bench:scale:end -->"
+    store, big = results["store"], results["big_pipeline"]
+    lines = [
+        start,
+        f"{store['runs']:,} runs and {store['artifact_versions']:,} artifact versions in the SQLite store "
+        f"(generated in {store['generate_s']:.0f} s); a {steps:,}-step pipeline compiled in "
+        f"{big['compile_s']:.2f} s and ran in {big['run_s']:.1f} s ({big['per_step_ms']:.2f} ms per step).",
+        "",
+        "| query | min | median | budget |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    for name, value in results["queries"].items():
+        lines.append(
+            f"| {name.replace('_', ' ')} | {value['min_ms']:.2f} ms | {value['median_ms']:.2f} ms | 50 ms |"
+        )
+    lines.append(end)
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    if start in text:
+        before, rest = text.split(start, 1)
+        readme.write_text(before + "\n".join(lines) + rest.split(end, 1)[1])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=100_000)
@@ -244,6 +268,7 @@ def main() -> int:
     )
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "scale.json").write_text(json.dumps(results, indent=2) + "\n")
+    write_readme(results, args.steps)
     import shutil
 
     shutil.rmtree(work, ignore_errors=True)

@@ -85,6 +85,18 @@ def test_numpy_is_npy_memory_mapped_copy_on_write(store: LocalArtifactStore) -> 
     assert saved.metadata == {"shape": [3, 4], "dtype": "float32"}
     scalar, _ = round_trip(store, np.array(5))
     assert scalar == 5
+    masked, saved_masked = round_trip(store, np.ma.masked_array([1, 2, 3], mask=[0, 1, 0]))
+    assert saved_masked.materializer == "cloudpickle"  # the mask survives
+    assert masked.mask.tolist() == [False, True, False]
+    for other in (
+        np.array(7),
+        np.zeros((0, 3)),
+        np.asfortranarray(np.arange(6).reshape(2, 3)),
+        np.arange(10)[::2],
+    ):
+        back, _ = round_trip(store, other)
+        np.testing.assert_array_equal(back, other)
+        assert back.shape == other.shape
     objects, saved_objects = round_trip(store, np.array([{"a": 1}], dtype=object))
     assert saved_objects.materializer == "cloudpickle"
     assert objects[0] == {"a": 1}

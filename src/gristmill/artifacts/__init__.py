@@ -52,7 +52,7 @@ def save_artifact(store: ArtifactStore, value: Any, *, where: str) -> SavedArtif
         materializer = materializer_class()
         with store.staging() as directory:
             try:
-                materializer.save(value, directory)
+                known = materializer.save(value, directory)
             except CannotMaterialize:
                 continue
             except Exception as exc:
@@ -63,7 +63,7 @@ def save_artifact(store: ArtifactStore, value: Any, *, where: str) -> SavedArtif
             if not materializer.safe:
                 _warn_pickle(data_type, where)
             preview, metadata = materializer.describe(value)
-            content = store.publish(directory)
+            content = store.publish(directory, known or None)
         return SavedArtifact(
             content, materializer.name, data_type_name(data_type), preview, metadata
         )

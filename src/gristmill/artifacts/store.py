@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,13 +65,19 @@ def _empty(directory: Path) -> None:
                 Path(entry.path).unlink(missing_ok=True)
 
 
-def hash_directory(directory: Path) -> tuple[str, int]:
+def hash_directory(directory: Path, known: Mapping[str, str] | None = None) -> tuple[str, int]:
     """The content hash of a directory tree (relative paths, sizes and file bytes), and its
-    size. One read pass; files were just written, so they come from the page cache."""
+    size. One read pass; files were just written, so they come from the page cache. ``known``
+    gives the BLAKE3 digest of files whose writer hashed them already (no second pass)."""
     tree = new_hasher()
     total = 0
     buffer: bytearray | None = None
     for relative, path in _files(str(directory)):
+        if known and relative in known:
+            size = os.stat(path).st_size
+            total += size
+            tree.update(f"{relative}\0{size}\0{known[relative]}\n".encode())
+            continue
         file_hash = new_hasher()
         size = 0
         with open(path, "rb", buffering=0) as handle:
@@ -136,9 +142,10 @@ class ArtifactStore:
         finally:
             shutil.rmtree(directory, ignore_errors=True)
 
-    def publish(self, staged: Path) -> StoredContent:
-        """Store a staged directory at its content address (once) and return where it is."""
-        content_hash, size = hash_directory(staged)
+    def publish(self, staged: Path, known: Mapping[str, str] | None = None) -> StoredContent:
+        """Store a staged directory at its content address (once) and return where it is;
+        ``known`` as for ``hash_directory``."""
+        content_hash, size = hash_directory(staged, known)
         uri = self.content_uri(content_hash)
         try:
             if not self._exists(f"{uri}/{COMPLETE_MARKER}"):
@@ -314,8 +321,8 @@ class LocalArtifactStore(ArtifactStore):
                 with self._spare_lock:
                     self._spare.append(directory)
 
-    def publish(self, staged: Path) -> StoredContent:
-        content_hash, size = hash_directory(staged)
+    def publish(self, staged: Path, known: Mapping[str, str] | None = None) -> StoredContent:
+        content_hash, size = hash_directory(staged, known)
         uri = self.content_uri(content_hash)
         target = Path(uri)
         if not target.exists():

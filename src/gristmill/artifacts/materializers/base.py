@@ -42,8 +42,9 @@ class Materializer(abc.ABC):
         """Whether values of this type can (usually) be stored."""
 
     @abc.abstractmethod
-    def save(self, value: Any, directory: Path) -> None:
-        """Write ``value`` into the (empty) local ``directory``."""
+    def save(self, value: Any, directory: Path) -> dict[str, str] | None:
+        """Write ``value`` into the (empty) local ``directory``. May return the BLAKE3 digest of
+        files it hashed while writing (relative path → hex), which spares a second pass."""
 
     @abc.abstractmethod
     def load(self, directory: Path, data_type: str) -> Any:
