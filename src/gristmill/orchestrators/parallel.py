@@ -41,14 +41,19 @@ class ParallelOrchestrator(Orchestrator):
         ) as pool:
             running: dict[futures.Future[Any], str] = {}
             while ready or running:
-                for step_id in ready:
+                while ready:
+                    step_id = ready.pop(0)
                     blocker = run.blocked_by(step_id)
                     if blocker is not None:
                         run.skip([step_id], f"upstream step '{blocker}' did not succeed")
                         ready.extend(self._release(step_id, waiting, children))
                         continue
+                    if not ready and not running:
+                        # Nothing could run beside it (a chain): no hand-off to a worker thread.
+                        run.launch(step_id)
+                        ready.extend(self._release(step_id, waiting, children))
+                        continue
                     running[pool.submit(run.launch, step_id)] = step_id
-                ready = []
                 done, _ = futures.wait(running, return_when=futures.FIRST_COMPLETED)
                 for future in done:
                     step_id = running.pop(future)
