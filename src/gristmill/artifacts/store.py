@@ -74,7 +74,7 @@ def hash_directory(directory: Path, known: Mapping[str, str] | None = None) -> t
     buffer: bytearray | None = None
     for relative, path in _files(str(directory)):
         if known and relative in known:
-            size = os.stat(path).st_size
+            size = Path(path).stat().st_size
             total += size
             tree.update(f"{relative}\0{size}\0{known[relative]}\n".encode())
             continue

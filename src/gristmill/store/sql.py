@@ -641,8 +641,16 @@ class SQLStore(MetadataStore):
         limit: int = 50,
         offset: int = 0,
     ) -> list[RunRecord]:
-        query = _filter_runs(_run_query(), pipeline, status)
-        query = query.order_by(s.runs.c.created_at.desc()).limit(limit).offset(offset)
+        # The page of ids first, from the runs' own (created_at) index; then their rows with the
+        # pipeline's name: joining first lets the planner sort every run of the pipeline.
+        newest = s.runs.c.created_at.desc()
+        page = (
+            _filter_runs(select(s.runs.c.id), pipeline, status)
+            .order_by(newest)
+            .limit(limit)
+            .offset(offset)
+        )
+        query = _run_query().where(s.runs.c.id.in_(page.scalar_subquery())).order_by(newest)
         with self.engine.connect() as conn:
             return [_run(r) for r in conn.execute(query)]
 
@@ -720,8 +728,12 @@ class SQLStore(MetadataStore):
         offset: int = 0,
     ) -> list[ArtifactVersionRecord]:
         query = _artifact_version_query()
+        newest_first = s.artifact_versions.c.created_at.desc()
         if name is not None:
-            query = query.where(s.artifacts.c.name == name)
+            # By the artifact's id and version, newest first: the (artifact_id, version) index
+            # answers it, where filtering a scan of every version by creation time would not.
+            query = query.where(s.artifact_versions.c.artifact_id == artifact_id(name))
+            newest_first = s.artifact_versions.c.version.desc()
         if run_id is not None:
             produced_in_run = (
                 select(s.step_run_outputs.c.artifact_version_id)
@@ -729,7 +741,7 @@ class SQLStore(MetadataStore):
                 .where(s.step_runs.c.run_id == run_id)
             )
             query = query.where(s.artifact_versions.c.id.in_(produced_in_run))
-        query = query.order_by(s.artifact_versions.c.created_at.desc()).limit(limit).offset(offset)
+        query = query.order_by(newest_first).limit(limit).offset(offset)
         with self.engine.connect() as conn:
             return [_artifact_version(r) for r in conn.execute(query)]
 
