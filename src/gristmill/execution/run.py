@@ -18,6 +18,7 @@ from gristmill.execution.launcher import StepOutcome, launch_step
 from gristmill.execution.plan import RunPlan
 from gristmill.project import Project
 from gristmill.stacks import Stack
+from gristmill.steps import Retry
 from gristmill.store import ArtifactVersionRecord, MetadataStore, RunRecord, Status, StepRunRecord
 from gristmill.store.base import HEARTBEAT_SECONDS
 
@@ -246,21 +247,33 @@ class RunContext:
 
 
 def resolved_config(plan: RunPlan) -> dict[str, Any]:
-    """What a run records as its configuration: what was asked for, and what it resolved to."""
+    """What a run records as its configuration: what was asked for, and what it resolved to.
+    Per step, only the options that differ from the defaults (cache on, no retries, logs on,
+    no settings, no version): a 10,000-step run would otherwise carry megabytes of defaults.
+    Each step's resolved parameters are recorded with its step run."""
+    defaults = {
+        "cache": True,
+        "retries": Retry().to_dict(),
+        "enable_logs": True,
+        "settings": {},
+        "version": None,
+    }
+    resolved_steps = {}
+    for step_id, p in plan.steps.items():
+        options = {
+            "cache": p.cache,
+            "retries": p.retries.to_dict(),
+            "enable_logs": p.enable_logs,
+            "settings": p.settings,
+            "version": p.version,
+        }
+        changed = {k: v for k, v in options.items() if v != defaults[k]}
+        if changed:
+            resolved_steps[step_id] = changed
     return {
         **plan.config.to_dict(),
         "resolved_parameters": plan.parameters,
-        "resolved_steps": {
-            step_id: {
-                "parameters": p.parameters,
-                "cache": p.cache,
-                "retries": p.retries.to_dict(),
-                "enable_logs": p.enable_logs,
-                "settings": p.settings,
-                "version": p.version,
-            }
-            for step_id, p in plan.steps.items()
-        },
+        "resolved_steps": resolved_steps,
     }
 
 

@@ -1102,7 +1102,9 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=60000")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA wal_autocheckpoint=20000")
+    # Checkpoints (each an fsync) every 4,000 pages rather than SQLite's 1,000: fewer stalls on
+    # the write path, while the WAL stays small enough (16 MB) not to slow readers down.
+    cursor.execute("PRAGMA wal_autocheckpoint=4000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
