@@ -216,7 +216,7 @@ SECRET = "s3cr3t-value-that-must-not-leak"
 def test_secrets_are_encrypted_and_never_shown(project: Project, tmp_path: Path) -> None:
     key_file = project.directory / "secrets.key"
     assert key_file.stat().st_mode & 0o777 == 0o600
-    gm("secret", "create", "paths", f"root={SECRET}", "other=xyz1")
+    gm("secret", "create", "paths", f"root={SECRET}", "other=xyz1-other-value")
     listed = json.loads(gm("secret", "list", "--json").stdout)
     assert listed[0]["name"] == "paths" and listed[0]["keys"] == ["other", "root"]
     assert gm("secret", "get", "paths").stdout == "other=***\nroot=***\n"
@@ -225,7 +225,7 @@ def test_secrets_are_encrypted_and_never_shown(project: Project, tmp_path: Path)
     with sqlite3.connect(database) as conn:
         dump = "\n".join(conn.iterdump())
     assert SECRET not in dump and "paths" in dump
-    gm("secret", "update", "paths", "extra=abcd", "--remove", "other")
+    gm("secret", "update", "paths", "extra=extra-value-9", "--remove", "other")
     assert json.loads(gm("secret", "list", "--json").stdout)[0]["keys"] == ["extra", "root"]
 
     # a component refers to it; the stored settings, describe, export, info and run records
@@ -304,7 +304,7 @@ def test_a_secret_in_an_error_or_a_log_is_masked(
 
 
 def test_a_wrong_key_is_explained(project: Project, monkeypatch: pytest.MonkeyPatch) -> None:
-    gm("secret", "create", "creds", "token=abcdef")
+    gm("secret", "create", "creds", "token=a-token-of-some-length")
     from gristmill.project import create_key_file
 
     other = project.directory / "elsewhere"

@@ -53,8 +53,9 @@ def references(value: Any) -> set[tuple[str, str]]:
 
 
 def remember(value: str) -> None:
-    """Make ``redact`` hide this value from now on (short values would hide too much)."""
-    if len(value) >= 4:
+    """Make ``redact`` hide this value from now on. Values under 8 characters are not hidden:
+    they would mask pieces of ids and words everywhere (and are not worth keeping secret)."""
+    if len(value) >= 8:
         with _known_lock:
             if not _known_values:
                 logging.getLogger("gristmill").addFilter(_RedactFilter())
