@@ -9,11 +9,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet
 import pydantic
 import pytest
 
 from gristmill.artifacts import ArtifactStore, LocalArtifactStore, load_artifact, save_artifact
 from gristmill.artifacts.materializers import materializer_key
+from gristmill.artifacts.store import hash_directory
 from gristmill.errors import UnsafeArtifactError
 
 
@@ -118,6 +120,33 @@ def test_pandas_and_arrow_are_parquet(store: LocalArtifactStore) -> None:
     assert loaded_table.equals(table)
 
 
+def test_parquet_files_are_hashed_while_written(store: LocalArtifactStore) -> None:
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"f": rng.random(50_000), "label": rng.choice(["a", "b"], 50_000)})
+    loaded, saved = round_trip(store, frame)
+    pd.testing.assert_frame_equal(loaded, frame)
+    parquet = Path(saved.content.uri) / "data.parquet"
+    assert saved.content.content_hash == hash_directory(parquet.parent)[0]
+    metadata = pa.parquet.ParquetFile(parquet).metadata.row_group(0)
+    encodings = {metadata.column(i).path_in_schema: metadata.column(i).encodings for i in (0, 1)}
+    assert "RLE_DICTIONARY" not in encodings["f"]  # random floats: no dictionary to build
+    assert "RLE_DICTIONARY" in encodings["label"]
+
+
+def test_frames_parquet_cannot_round_trip_fall_back_to_pickle(store: LocalArtifactStore) -> None:
+    numbered = pd.DataFrame(np.arange(6.0).reshape(2, 3))  # integer column names round-trip
+    loaded, saved = round_trip(store, numbered)
+    assert saved.materializer == "pandas"
+    pd.testing.assert_frame_equal(loaded, numbered)
+    for odd in (
+        pd.DataFrame({1: [1], "a": [2]}),  # mixed names would come back as strings
+        pd.DataFrame({"x": [1, "a"]}),  # an object column Arrow cannot type
+    ):
+        loaded, saved = round_trip(store, odd)
+        assert saved.materializer == "cloudpickle"
+        pd.testing.assert_frame_equal(loaded, odd)
+
+
 def test_pydantic_models_are_json(store: LocalArtifactStore) -> None:
     config = Config(name="net", layers=[3, 4])
     loaded, saved = round_trip(store, config)
@@ -182,7 +211,7 @@ def test_pickle_fallback_is_logged_and_verified_from_untrusted_stores(
 def test_materializer_key_of_declared_types() -> None:
     assert materializer_key(int) == "json@1"
     assert materializer_key(np.ndarray) == "numpy@1"
-    assert materializer_key(pd.DataFrame) == "pandas@1"
+    assert materializer_key(pd.DataFrame) == "pandas@2"
     assert materializer_key(Any) == "auto"
     assert materializer_key(object) == "auto"
     assert materializer_key(Opaque) == "cloudpickle@1"
