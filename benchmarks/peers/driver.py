@@ -47,7 +47,7 @@ class Peer:
     """
 
     name: str
-    requirement: str
+    requirement: str  # pip requirements, whitespace-separated, the peer's own first
     package: str  # what `import` loads
     user_import: str  # the import a pipeline file starts with
     files: tuple[str, ...]  # under benchmarks/peers; a folder's contents go to the project root
@@ -58,6 +58,8 @@ class Peer:
     artifact: str
     cached: tuple[str, str] | None  # (first run, timed re-run) with caching on
     fanout_variants: dict[str, str] = field(default_factory=dict)  # extra fan-out figures
+    # For a tool that stores nothing by default: the artifact workload with the data stored.
+    artifact_stored: str | None = None
     queries: bool = True
     env: dict[str, str] = field(default_factory=dict)  # {project} and {home} are filled in
     notes: tuple[str, ...] = ()
@@ -124,7 +126,7 @@ PEERS = {
     ),
     "kedro": Peer(
         name="kedro",
-        requirement=f"kedro=={PINS['kedro']}",
+        requirement=f"kedro=={PINS['kedro']} kedro-datasets==9.6.0",
         package="kedro",
         user_import="from kedro.pipeline import node, pipeline",
         files=("workload_common.py", "kedro_workloads.py", "kedro_project"),
@@ -133,13 +135,17 @@ PEERS = {
         help="{bin}/kedro --help",
         linear_process="{bin}/kedro run --pipeline linear_{n}",
         artifact="{python} kedro_workloads.py artifact {kind} {repeat}",
+        artifact_stored="{python} kedro_workloads.py artifact-stored {kind} {repeat}",
         cached=None,
         fanout_variants={"default_workers": "{python} kedro_workloads.py fanout-default"},
         queries=False,
         notes=(
             "Kedro tracks nothing: no run store, no step cache, and outputs between nodes "
             "live in memory (MemoryDataset, copied on save/load); stored_bytes is therefore 0 "
-            "and cached_10 and queries are unsupported.",
+            "and cached_10 and queries are unsupported. The artifact figures' `stored` "
+            "variant declares the hand-off in the catalog so it is kept, as a Kedro user "
+            "does: pandas.ParquetDataset for the DataFrame, pickle.PickleDataset for the "
+            "array (kedro-datasets 9.6.0 has no numpy dataset).",
             "total/per_step: SequentialRunner().run(pipeline, DataCatalog()) in-process; "
             "process_wall: `kedro run --pipeline linear_N` in the project (a full KedroSession "
             "with config loading).",
@@ -406,8 +412,16 @@ def measure_cached(project: Project, repeat: int) -> dict[str, Any]:
 
 
 def measure_artifact(project: Project, repeat: int, kind: str) -> dict[str, Any]:
-    """One process times the two-step run and the raw save+load, interleaved, `repeat` times."""
-    sample = project.spawn(project.peer.artifact, kind=kind, repeat=repeat)
+    """One process times the two-step run and the raw save+load, interleaved, `repeat` times;
+    and again with the data stored, for a tool that stores nothing by default."""
+    result = artifact_figure(project, project.peer.artifact, repeat, kind)
+    if project.peer.artifact_stored:
+        result["stored"] = artifact_figure(project, project.peer.artifact_stored, repeat, kind)
+    return result
+
+
+def artifact_figure(project: Project, template: str, repeat: int, kind: str) -> dict[str, Any]:
+    sample = project.spawn(template, kind=kind, repeat=repeat)
     result = sample.value()
     raw, tool = result["raw"], result["tool"]
     extra = {k: result[k] for k in ("producer_build_s",) if k in result}
@@ -448,12 +462,19 @@ def measure_queries(project: Project, repeat: int, populate_seconds: float) -> d
 # --- venvs and projects ---------------------------------------------------------------------
 
 
+def companions(peer: Peer) -> dict[str, str]:
+    """Pinned packages installed beside the peer itself (``name==version`` after the first)."""
+    return dict(req.split("==", 1) for req in peer.requirement.split()[1:] if "==" in req)
+
+
 def installed(python: Path, peer: Peer) -> dict[str, str | None]:
-    """Installed versions of the peer and the extras (None when missing), and Python's."""
+    """Installed versions of the peer, its companions and the extras (None when missing), and
+    Python's."""
+    names = [peer.package, *companions(peer), *EXTRAS]
     code = (
         "import importlib.metadata as m, json, platform\n"
         "have = {d.metadata['Name'].lower(): d.version for d in m.distributions()}\n"
-        f"print(json.dumps({{n: have.get(n) for n in {[peer.package, *EXTRAS]!r}}}"
+        f"print(json.dumps({{n: have.get(n) for n in {names!r}}}"
         " | {'python': platform.python_version()}))"
     )
     if not python.exists():
@@ -466,7 +487,10 @@ def ensure_venv(peer: Peer, venv: Path) -> dict[str, str | None]:
     """Reuse the venv while it holds the pinned version and the extras; rebuild it otherwise."""
     python = venv / "bin" / "python"
     versions = installed(python, peer)
-    if versions.get(peer.package) == PINS[peer.name] and all(versions.get(e) for e in EXTRAS):
+    pinned = {peer.package: PINS[peer.name], **companions(peer)}
+    if all(versions.get(n) == v for n, v in pinned.items()) and all(
+        versions.get(e) for e in EXTRAS
+    ):
         return versions
     log(f"{peer.name}: creating {venv} and installing {peer.requirement} {' '.join(EXTRAS)}")
     started = time.perf_counter()
@@ -476,7 +500,7 @@ def ensure_venv(peer: Peer, venv: Path) -> dict[str, str | None]:
     with install_log.open("w") as out:
         for argv in (
             [base, "-m", "venv", "--clear", str(venv)],
-            [str(python), "-m", "pip", "install", "--quiet", peer.requirement, *EXTRAS],
+            [str(python), "-m", "pip", "install", "--quiet", *peer.requirement.split(), *EXTRAS],
         ):
             done = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, check=False)
             if done.returncode != 0:
