@@ -1,15 +1,14 @@
 """gristmill: typed Python (or YAML) ML pipelines, run locally in milliseconds and unchanged on
 remote orchestrators, with every run, step, artifact and metric tracked.
 
-The public API, nothing else. Names load on first use, so ``import gristmill`` stays cheap.
+The public API, nothing else. Names load on first use, so ``import gristmill`` stays cheap:
+this module imports nothing at all at run time (not even ``typing``, which alone costs more
+than the rest of a bare ``import gristmill``).
 """
 
-from __future__ import annotations
-
-import importlib
-from typing import TYPE_CHECKING, Any
-
 from gristmill._version import __version__
+
+TYPE_CHECKING = False
 
 __all__ = [
     "ArtifactVersion",
@@ -53,6 +52,8 @@ _LOCATIONS = {
 }
 
 if TYPE_CHECKING:
+    from typing import Any
+
     from gristmill.client import ArtifactVersion, Client, Run, StepRun
     from gristmill.config import RunConfig, StepConfig
     from gristmill.errors import GristmillError, RunFailedError
@@ -62,11 +63,11 @@ if TYPE_CHECKING:
     from gristmill.yaml_pipelines import load_pipeline
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> "Any":
     module = _LOCATIONS.get(name)
     if module is None:
         raise AttributeError(f"module 'gristmill' has no attribute '{name}'")
-    value = getattr(importlib.import_module(module), name)
+    value = getattr(__import__(module, fromlist=[name]), name)
     globals()[name] = value
     return value
 
