@@ -351,8 +351,8 @@ def measure_import(project: Project, repeat: int) -> dict[str, Any]:
 
     def cold(statement: str) -> list[Sample]:
         code = (
-            f"import time; t = time.perf_counter(); {statement}; "
-            f"import json; print({MARKER!r} + json.dumps({{'seconds': time.perf_counter() - t}}))"
+            f"import time; t = time.perf_counter(); {statement}; s = time.perf_counter() - t; "
+            f"import json; print({MARKER!r} + json.dumps({{'seconds': s}}))"
         )
         return project.repeat("{python} -c {code}", repeat, code=code)
 
