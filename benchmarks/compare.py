@@ -4,6 +4,7 @@ one run on one machine (benchmarks/peers/driver.py does the measuring). Writes
 benchmarks/results/peers.json and the comparison table in README.md.
 
     python benchmarks/compare.py [--repeat 3] [--populate-seconds 240] [--peer zenml ...]
+    python benchmarks/compare.py --table-only   # README table from the last results
 """
 
 from __future__ import annotations
@@ -83,6 +84,10 @@ def seconds(value: float | None) -> str:
     return f"{value:.3g} s"
 
 
+def times(ratio: float) -> str:
+    return f"{ratio:,.0f}x" if ratio >= 100 else f"{ratio:.3g}x"
+
+
 def table(reports: list[dict[str, Any]]) -> list[str]:
     ours = next(r for r in reports if r["peer"] == "gristmill")
     peers = [r for r in reports if r["peer"] != "gristmill"]
@@ -100,7 +105,7 @@ def table(reports: list[dict[str, Any]]) -> list[str]:
             if theirs is None or mine is None:
                 cells.append(seconds(theirs))
             else:
-                cells.append(f"{seconds(theirs)} ({theirs / mine:.3g}x)")
+                cells.append(f"{seconds(theirs)} ({times(theirs / mine)})")
         lines.append(f"| {label} | {seconds(mine)} | " + " | ".join(cells) + " |")
     runs = {r["peer"]: r["results"].get("queries", {}).get("runs") for r in reports}
     concurrency = {r["peer"]: r["results"].get("fanout_20", {}).get("concurrency") for r in reports}
@@ -126,34 +131,41 @@ def main() -> int:
     parser.add_argument("--populate-seconds", type=float, default=240.0)
     parser.add_argument("--peer", action="append", choices=sorted(set(PEERS) - {"gristmill"}))
     parser.add_argument("--no-readme", action="store_true")
+    parser.add_argument(
+        "--table-only",
+        action="store_true",
+        help="measure nothing: rewrite the README table from benchmarks/results/peers.json",
+    )
     args = parser.parse_args()
-    work = HERE / ".work"
-    started = time.perf_counter()
-    reports = run_peers(
-        work,
-        args.repeat,
-        ["gristmill", *(args.peer or [p for p in PEERS if p != "gristmill"])],
-        args.populate_seconds,
-    )
-    machine = {
-        "date": time.strftime("%Y-%m-%d"),
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "platform": platform.platform(terse=True),
-        "minutes": round((time.perf_counter() - started) / 60, 1),
-    }
-    results = HERE / "results"
-    results.mkdir(exist_ok=True)
-    (results / "peers.json").write_text(
-        json.dumps({"machine": machine, "reports": reports}, indent=2) + "\n"
-    )
+    saved = HERE / "results" / "peers.json"
+    if args.table_only:
+        recorded = json.loads(saved.read_text())
+        machine, reports = recorded["machine"], recorded["reports"]
+    else:
+        started = time.perf_counter()
+        reports = run_peers(
+            HERE / ".work",
+            args.repeat,
+            ["gristmill", *(args.peer or [p for p in PEERS if p != "gristmill"])],
+            args.populate_seconds,
+        )
+        machine = {
+            "date": time.strftime("%Y-%m-%d"),
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(terse=True),
+            "minutes": round((time.perf_counter() - started) / 60, 1),
+            "repeat": args.repeat,
+        }
+        saved.parent.mkdir(exist_ok=True)
+        saved.write_text(json.dumps({"machine": machine, "reports": reports}, indent=2) + "\n")
     lines = table(reports)
     print("\n".join(lines))
     if not args.no_readme:
         intro = (
             f"Measured by `make bench-peers` on {machine['date']} ({machine['cpus']} CPUs, Python "
             f"{machine['python']}, {machine['platform']}), every tool in its own virtualenv, medians of "
-            f"{args.repeat} fresh processes:"
+            f"{machine.get('repeat', args.repeat)} fresh processes:"
         )
         text = README.read_text()
         block = "\n".join([START, intro, "", *lines, END])
