@@ -463,6 +463,10 @@ class Pipeline(Generic[F]):
         return execute(plan, orchestrator=self.orchestrator_options, stack_name=self._options.stack)
 
 
+REAP_INTERVAL_SECONDS = 5.0
+_last_reaped: dict[str, float] = {}
+
+
 def execute(
     plan: RunPlan,
     *,
@@ -481,7 +485,11 @@ def execute(
 
     project = find_project()
     store = project.store()
-    store.reap_dead_runs(time.time())
+    now = time.time()
+    if now - _last_reaped.get(store.url, 0.0) > REAP_INTERVAL_SECONDS:
+        # A loop of runs need not look for dead runs every time; listings always do.
+        store.reap_dead_runs(now)
+        _last_reaped[store.url] = now
     stack = project.stack(stack_name)
     if orchestrator is not None:
         options = dict(orchestrator)

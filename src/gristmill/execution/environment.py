@@ -124,21 +124,34 @@ def user_source_files() -> dict[str, Path]:
     own code; restoring them under one folder on ``sys.path`` makes them importable again."""
     found: dict[str, Path] = {}
     for name, module in list(sys.modules.items()):
-        file = getattr(module, "__file__", None)
-        if not file or not file.endswith(".py") or not is_user_module(name):
-            continue
-        module_name = main_module_name() if name == "__main__" else name
-        if module_name == "__main__":
-            continue
-        parts = module_name.split(".")
-        path = Path(file)
-        if path.name == "__init__.py":
-            relative = Path(*parts, "__init__.py")
-        else:
-            relative = Path(*parts[:-1], f"{parts[-1]}.py")
-        if path.is_file() and path.as_posix().endswith(relative.as_posix()):
-            found[relative.as_posix()] = path
+        known = _module_sources.get(name)
+        if known is None or known[0] is not module:
+            known = _module_sources[name] = (module, _user_source(name, module))
+        if known[1] is not None:
+            found[known[1][0]] = known[1][1]
     return found
+
+
+# Per process: each imported module's answer, so a loop of runs only looks at new modules.
+_module_sources: dict[str, tuple[object, tuple[str, Path] | None]] = {}
+
+
+def _user_source(name: str, module: object) -> tuple[str, Path] | None:
+    file = getattr(module, "__file__", None)
+    if not file or not file.endswith(".py") or not is_user_module(name):
+        return None
+    module_name = main_module_name() if name == "__main__" else name
+    if module_name == "__main__":
+        return None
+    parts = module_name.split(".")
+    path = Path(file)
+    if path.name == "__init__.py":
+        relative = Path(*parts, "__init__.py")
+    else:
+        relative = Path(*parts[:-1], f"{parts[-1]}.py")
+    if path.is_file() and path.as_posix().endswith(relative.as_posix()):
+        return relative.as_posix(), path
+    return None
 
 
 def snapshot_code(store: ArtifactStore) -> dict[str, Any]:
@@ -146,7 +159,10 @@ def snapshot_code(store: ArtifactStore) -> dict[str, Any]:
     ``{"snapshot": manifest hash, "files": count}``."""
     files: dict[str, str] = {}
     for relative, path in sorted(user_source_files().items()):
-        stat = path.stat()
+        try:
+            stat = path.stat()
+        except FileNotFoundError:  # deleted since it was imported: nothing to snapshot
+            continue
         known = _file_digests.get(str(path))
         if known is not None and known[0] == (stat.st_mtime_ns, stat.st_size):
             digest = known[1]
