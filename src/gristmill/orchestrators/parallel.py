@@ -54,6 +54,8 @@ class ParallelOrchestrator(Orchestrator):
                         ready.extend(self._release(step_id, waiting, children))
                         continue
                     running[pool.submit(run.launch, step_id)] = step_id
+                if not running:
+                    continue
                 done, _ = futures.wait(running, return_when=futures.FIRST_COMPLETED)
                 for future in done:
                     step_id = running.pop(future)
