@@ -229,3 +229,25 @@ def test_fsspec_artifact_store_round_trip(tmp_path: Path) -> None:
     assert again.content == saved.content
     store.write_text(f"{store.root}/logs/r/s.log", "hello")
     assert store.read_text(f"{store.root}/logs/r/s.log") == "hello"
+
+
+def test_the_documented_materializer_example_works(
+    store: LocalArtifactStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import scipy.sparse
+
+    from gristmill.artifacts.materializers import base
+
+    docs = (Path(__file__).parents[2] / "docs" / "materializers.md").read_text()
+    example = docs.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict[str, Any] = {}
+    exec(compile(example, "docs/materializers.md", "exec"), namespace)
+    sparse_materializer = namespace["SparseMaterializer"]
+    monkeypatch.setattr(base, "_registry", [sparse_materializer, *base.registered()])
+    monkeypatch.setattr(base, "_by_type", {})
+    matrix = scipy.sparse.random(200, 100, density=0.05, format="csr", random_state=0)
+    loaded, saved = round_trip(store, matrix)
+    assert saved.materializer == "scipy-sparse"
+    assert saved.metadata == {"shape": [200, 100], "nnz": matrix.nnz}
+    assert saved.content.content_hash == hash_directory(Path(saved.content.uri))[0]
+    assert (loaded != matrix).nnz == 0

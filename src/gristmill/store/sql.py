@@ -106,6 +106,10 @@ def metadata_value(key: str, value: Any) -> tuple[str, str]:
         ) from None
 
 
+# One per SQLite database URL, shared by every store object of the process that opens it.
+_sqlite_writers: dict[str, threading.RLock] = {}
+
+
 class SQLStore(MetadataStore):
     """A metadata store on a SQLAlchemy URL; the schema is created or migrated on open."""
 
@@ -121,7 +125,9 @@ class SQLStore(MetadataStore):
         # in SQLite's busy handler (1, 2, 5 ... 25 ms steps): when 20 parallel steps finished
         # together, the last waited ~30 ms. Threads of one process queue here instead and are
         # woken at once; other processes still wait through busy_timeout.
-        self._sqlite_writer = threading.RLock() if self.dialect == "sqlite" else None
+        self._sqlite_writer = (
+            _sqlite_writers.setdefault(url, threading.RLock()) if self.dialect == "sqlite" else None
+        )
         self._ensure_schema()
 
     def close(self) -> None:

@@ -2,6 +2,7 @@
 
 from gristmill.artifacts.materializers.base import (
     CannotMaterialize,
+    HashingFile,
     Materializer,
     candidates_for,
     materializer_key,
@@ -11,6 +12,7 @@ from gristmill.artifacts.materializers.base import (
 
 __all__ = [
     "CannotMaterialize",
+    "HashingFile",
     "Materializer",
     "candidates_for",
     "materializer_key",

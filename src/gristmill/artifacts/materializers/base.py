@@ -9,6 +9,7 @@ through the ``gristmill.materializers`` entry-point group, highest ``priority`` 
 from __future__ import annotations
 
 import abc
+import io
 import logging
 import sys
 from pathlib import Path
@@ -55,10 +56,11 @@ class Materializer(abc.ABC):
         return clip(repr(value)), {}
 
 
-class HashingFile:
+class HashingFile(io.BufferedIOBase):
     """A binary file for writing whose bytes are also hashed (BLAKE3) on a second thread as
-    they arrive, so a materializer that streams its format (Parquet, ...) gets the digest
-    without reading the file back. ``write`` must be given immutable ``bytes``."""
+    they arrive, so a materializer that streams its format (Parquet, npz, ...) gets the digest
+    without reading the file back. Not seekable: writers that need to seek fall back to
+    streaming (zipfile) or must write a plain file instead."""
 
     def __init__(self, path: Path) -> None:
         import queue
@@ -66,20 +68,25 @@ class HashingFile:
 
         from gristmill._hashing import new_hasher
 
+        super().__init__()
         self._file = open(path, "wb")  # noqa: SIM115 - closed by close()
         self._hasher = new_hasher()
         self._pending: queue.Queue[bytes | None] = queue.Queue(maxsize=64)  # bounds memory
         self._hashing = threading.Thread(target=self._hash_pending, daemon=True)
         self._hashing.start()
-        self.closed = False
 
     def _hash_pending(self) -> None:
         while (chunk := self._pending.get()) is not None:
             self._hasher.update(chunk)  # blake3 releases the GIL
 
-    def write(self, data: bytes) -> int:
+    def write(self, data: Any) -> int:
+        if not isinstance(data, bytes):
+            data = bytes(data)  # the writer may reuse its buffer before the hash reads it
         self._pending.put(data)
         return self._file.write(data)
+
+    def writable(self) -> bool:
+        return True
 
     def tell(self) -> int:
         return self._file.tell()
@@ -87,25 +94,17 @@ class HashingFile:
     def flush(self) -> None:
         self._file.flush()
 
-    def writable(self) -> bool:
-        return True
-
     def close(self) -> None:
-        if not self.closed:
-            self.closed = True
-            self._pending.put(None)
-            self._file.close()
-            self._hashing.join()
+        if self.closed:
+            return
+        super().close()  # flushes, then marks this closed
+        self._pending.put(None)
+        self._file.close()
+        self._hashing.join()
 
     def hexdigest(self) -> str:
         self.close()
         return str(self._hasher.hexdigest())
-
-    def __enter__(self) -> HashingFile:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 def clip(text: str, limit: int = PREVIEW_CHARS) -> str:
