@@ -36,7 +36,8 @@ class MetadataStore(abc.ABC):
 
     @abc.abstractmethod
     def register_pipeline_version(self, name: str, spec_hash: str, spec_json: str) -> str:
-        """Id of the pipeline version with this spec hash, created if new."""
+        """Id of the pipeline version with this spec hash, created if new (a store may write
+        the row with the first run that uses it, in ``create_run``)."""
 
     @abc.abstractmethod
     def create_run(self, run: RunRecord, step_runs: Sequence[StepRunRecord]) -> None:

@@ -120,6 +120,7 @@ class SQLStore(MetadataStore):
         # Rows this process knows exist (they are never deleted while it runs).
         self._known_artifacts: set[str] = set()
         self._known_versions: set[str] = set()
+        self._unwritten_versions: dict[str, dict[str, str]] = {}  # registered, no run yet
         self._known_lock = threading.Lock()
         # SQLite has one writer at a time, and a thread that finds the write lock taken sleeps
         # in SQLite's busy handler (1, 2, 5 ... 25 ms steps): when 20 parallel steps finished
@@ -213,35 +214,18 @@ class SQLStore(MetadataStore):
     # -- writing ------------------------------------------------------------------------------
 
     def register_pipeline_version(self, name: str, spec_hash: str, spec_json: str) -> str:
-        pipeline_id = hash_text("pipeline:" + name)[:32]
+        """The version's id at once; its row is written by the first ``create_run`` that uses
+        it, in that run's transaction (one write less for the first run of a pipeline)."""
         version_id = hash_text(f"pipeline-version:{name}:{spec_hash}")[:32]
-        if version_id in self._known_versions:
-            return version_id
-
-        def work(conn: Connection) -> str:
-            if conn.execute(
-                select(s.pipeline_versions.c.id).where(s.pipeline_versions.c.id == version_id)
-            ).first():
-                return version_id
-            now = time.time()
-            self._insert_missing(
-                conn, s.pipelines, {"id": pipeline_id, "name": name, "created_at": now}
-            )
-            conn.execute(
-                insert(s.pipeline_versions),
-                {
-                    "id": version_id,
-                    "pipeline_id": pipeline_id,
-                    "spec_hash": spec_hash,
-                    "spec": spec_json,
-                    "created_at": now,
-                },
-            )
-            return version_id
-
-        result: str = self._retrying(work)
-        self._known_versions.add(version_id)
-        return result
+        if version_id not in self._known_versions:
+            self._unwritten_versions[version_id] = {
+                "id": version_id,
+                "pipeline_id": hash_text("pipeline:" + name)[:32],
+                "spec_hash": spec_hash,
+                "spec": spec_json,
+                "name": name,
+            }
+        return version_id
 
     def create_run(self, run: RunRecord, step_runs: Sequence[StepRunRecord]) -> None:
         pipeline_id = hash_text("pipeline:" + run.pipeline_name)[:32]
@@ -277,13 +261,28 @@ class SQLStore(MetadataStore):
             for sr in step_runs
         ]
 
+        version = self._unwritten_versions.get(run.pipeline_version_id)
+
         def work(conn: Connection) -> None:
+            if version is not None:
+                now = time.time()
+                pipeline = {"id": version["pipeline_id"], "name": version["name"]}
+                self._insert_missing(conn, s.pipelines, {**pipeline, "created_at": now})
+                fields = ("id", "pipeline_id", "spec_hash", "spec")
+                self._insert_missing(
+                    conn,
+                    s.pipeline_versions,
+                    {**{k: version[k] for k in fields}, "created_at": now},
+                )
             conn.execute(insert(s.runs), row)
             if step_rows:
                 conn.execute(insert(s.step_runs), step_rows)
 
         try:
             self._retrying(work, retry_conflicts=False)
+            if version is not None:
+                self._known_versions.add(run.pipeline_version_id)
+                self._unwritten_versions.pop(run.pipeline_version_id, None)
         except IntegrityError:
             if self._run_name_taken(run.name):
                 raise StoreError(
