@@ -120,7 +120,8 @@ class SQLStore(MetadataStore):
         # Rows this process knows exist (they are never deleted while it runs).
         self._known_artifacts: set[str] = set()
         self._known_versions: set[str] = set()
-        self._unwritten_versions: dict[str, dict[str, str]] = {}  # registered, no run yet
+        # Registered pipeline versions no run has written yet: id -> spec_hash and spec.
+        self._unwritten_versions: dict[str, dict[str, str]] = {}
         self._known_lock = threading.Lock()
         # SQLite has one writer at a time, and a thread that finds the write lock taken sleeps
         # in SQLite's busy handler (1, 2, 5 ... 25 ms steps): when 20 parallel steps finished
@@ -218,13 +219,7 @@ class SQLStore(MetadataStore):
         it, in that run's transaction (one write less for the first run of a pipeline)."""
         version_id = hash_text(f"pipeline-version:{name}:{spec_hash}")[:32]
         if version_id not in self._known_versions:
-            self._unwritten_versions[version_id] = {
-                "id": version_id,
-                "pipeline_id": hash_text("pipeline:" + name)[:32],
-                "spec_hash": spec_hash,
-                "spec": spec_json,
-                "name": name,
-            }
+            self._unwritten_versions[version_id] = {"spec_hash": spec_hash, "spec": spec_json}
         return version_id
 
     def create_run(self, run: RunRecord, step_runs: Sequence[StepRunRecord]) -> None:
@@ -266,13 +261,17 @@ class SQLStore(MetadataStore):
         def work(conn: Connection) -> None:
             if version is not None:
                 now = time.time()
-                pipeline = {"id": version["pipeline_id"], "name": version["name"]}
-                self._insert_missing(conn, s.pipelines, {**pipeline, "created_at": now})
-                fields = ("id", "pipeline_id", "spec_hash", "spec")
+                pipeline = {"id": pipeline_id, "name": run.pipeline_name, "created_at": now}
+                self._insert_missing(conn, s.pipelines, pipeline)
                 self._insert_missing(
                     conn,
                     s.pipeline_versions,
-                    {**{k: version[k] for k in fields}, "created_at": now},
+                    {
+                        "id": run.pipeline_version_id,
+                        "pipeline_id": pipeline_id,
+                        **version,
+                        "created_at": now,
+                    },
                 )
             conn.execute(insert(s.runs), row)
             if step_rows:
