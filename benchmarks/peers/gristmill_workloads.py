@@ -15,7 +15,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
-from workload_common import WARM_STEPS, consume, dir_bytes, emit, make_data, time_round_trips
+from workload_common import (
+    WARM_STEPS,
+    consume,
+    dir_bytes,
+    emit,
+    emit_query_timings,
+    make_data,
+    time_round_trips,
+)
 
 from gristmill import Client, pipeline, step
 
@@ -147,17 +155,7 @@ def queries() -> None:
     def lineage() -> int:
         return len(client.upstream(last))
 
-    results: dict[str, Any] = {}
-    for name, query in {
-        "list_latest_50": list_latest,
-        "get_run": get_run,
-        "lineage": lineage,
-    }.items():
-        query()
-        started = time.perf_counter()
-        results[f"{name}_count"] = query()
-        results[name] = time.perf_counter() - started
-    emit(**results)
+    emit_query_timings({"list_latest_50": list_latest, "get_run": get_run, "lineage": lineage})
 
 
 def artifact(kind: str, repeat: int) -> None:

@@ -17,7 +17,14 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from workload_common import WARM_STEPS, dir_bytes, emit, make_data, time_round_trips
+from workload_common import (
+    WARM_STEPS,
+    dir_bytes,
+    emit,
+    emit_query_timings,
+    make_data,
+    time_round_trips,
+)
 
 QUERY_STEPS = 10
 
@@ -119,17 +126,7 @@ def queries() -> None:
                 return hops
             task, hops = parents[0], hops + 1
 
-    results: dict[str, Any] = {}
-    for name, query in {
-        "list_latest_50": list_latest,
-        "get_run": get_run,
-        "lineage": lineage,
-    }.items():
-        query()
-        started = time.perf_counter()
-        results[f"{name}_count"] = query()
-        results[name] = time.perf_counter() - started
-    emit(**results)
+    emit_query_timings({"list_latest_50": list_latest, "get_run": get_run, "lineage": lineage})
 
 
 def main(command: str, *args: str) -> None:

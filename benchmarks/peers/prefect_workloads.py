@@ -22,7 +22,14 @@ from typing import Any
 
 from prefect import flow, get_client, task, unmapped
 from prefect.cache_policies import INPUTS, TASK_SOURCE
-from workload_common import WARM_STEPS, consume, emit, make_data, time_round_trips
+from workload_common import (
+    WARM_STEPS,
+    consume,
+    emit,
+    emit_query_timings,
+    make_data,
+    time_round_trips,
+)
 
 FANOUT, NAP_SECONDS, QUERY_STEPS = 20, 0.5, 10
 PERSISTED = "{task_run.id}"
@@ -226,18 +233,13 @@ def queries() -> None:
                 hops += 1
             return hops
 
-        results: dict[str, Any] = {}
-        queries = {
-            "list_latest_50": lambda: len(runs_of("ping", 50)),
-            "get_run": get_run,
-            "lineage": lineage,
-        }
-        for name, query in queries.items():
-            query()
-            started = time.perf_counter()
-            results[f"{name}_count"] = query()
-            results[name] = time.perf_counter() - started
-    emit(**results)
+        emit_query_timings(
+            {
+                "list_latest_50": lambda: len(runs_of("ping", 50)),
+                "get_run": get_run,
+                "lineage": lineage,
+            }
+        )
 
 
 def main(command: str, *args: str) -> None:

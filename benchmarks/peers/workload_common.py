@@ -46,6 +46,18 @@ def consume(value: Any) -> float:
     return float(value["c0"].sum())
 
 
+def emit_query_timings(queries: dict[str, Callable[[], int]]) -> None:
+    """Time each client query once after a warm-up call; emit each one's seconds and the count
+    it returned (``<name>`` and ``<name>_count``), so the driver can check what was read."""
+    results: dict[str, Any] = {}
+    for name, query in queries.items():
+        query()
+        started = time.perf_counter()
+        results[f"{name}_count"] = query()
+        results[name] = time.perf_counter() - started
+    emit(**results)
+
+
 def dir_bytes(path: Path) -> int:
     """Bytes of all files under ``path`` (or of ``path`` itself when it is a file)."""
     if path.is_file():

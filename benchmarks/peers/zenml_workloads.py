@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from workload_common import WARM_STEPS, emit
+from workload_common import WARM_STEPS, emit, emit_query_timings
 from zenml import pipeline, step
 from zenml.client import Client
 
@@ -123,17 +123,7 @@ def queries() -> None:
             artifact = producer.inputs["x"][0]
             hops += 1
 
-    results: dict[str, Any] = {}
-    for name, query in {
-        "list_latest_50": list_latest,
-        "get_run": get_run,
-        "lineage": lineage,
-    }.items():
-        query()
-        started = time.perf_counter()
-        results[f"{name}_count"] = query()
-        results[name] = time.perf_counter() - started
-    emit(**results)
+    emit_query_timings({"list_latest_50": list_latest, "get_run": get_run, "lineage": lineage})
 
 
 def main(command: str, *args: str) -> None:
