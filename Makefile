@@ -4,6 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
+# Tests run with bytecode writing on, as on contributors' machines, whatever the shell sets:
+# stale-.pyc bugs in tests that rewrite modules must show up everywhere or nowhere.
+PYTEST := env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest
 
 .PHONY: install quickstart test test-fast check lint format bench bench-scale bench-peers clean
 
@@ -20,10 +23,10 @@ quickstart: $(STAMP)
 
 test: $(STAMP)
 	scripts/install-test-services.sh
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(PYTEST) $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not integration and not slow" $(PYTEST_ARGS)
+	$(PYTEST) -m "not integration and not slow" $(PYTEST_ARGS)
 
 check: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks examples

@@ -73,19 +73,29 @@ def big_pipeline(steps: int) -> dict[str, Any]:
 def populate(url: str, runs: int, outputs_per_run: int) -> dict[str, Any]:
     """``runs`` runs of a two-step pipeline; their steps produce ``outputs_per_run`` artifact
     versions per run in all; one more run holds a CHAIN-step chain for the lineage query."""
-    from gristmill._hashing import hash_text
     from gristmill.store import schema as s
-    from gristmill.store.sql import SQLStore, artifact_id
+    from gristmill.store.ids import artifact_id, pipeline_version_id
+    from gristmill.store.ids import pipeline_id as derive_pipeline_id
+    from gristmill.store.sql import SQLStore
 
     store = SQLStore(url)
-    pipeline_version = store.register_pipeline_version(
-        "scale", "0" * 64, '{"name": "scale", "steps": []}'
-    )
-    pipeline_id = hash_text("pipeline:scale")[:32]
+    pipeline_id = derive_pipeline_id("scale")
+    pipeline_version = pipeline_version_id("scale", "0" * 64)
     started = time.perf_counter()
     now = time.time() - runs
     batch = 5000
     with store.engine.begin() as conn:
+        conn.execute(s.pipelines.insert(), {"id": pipeline_id, "name": "scale", "created_at": now})
+        conn.execute(
+            s.pipeline_versions.insert(),
+            {
+                "id": pipeline_version,
+                "pipeline_id": pipeline_id,
+                "spec_hash": "0" * 64,
+                "spec": '{"name": "scale", "steps": []}',
+                "created_at": now,
+            },
+        )
         conn.execute(
             s.artifacts.insert(),
             [

@@ -22,6 +22,7 @@ __all__ = [
     "Step",
     "StepConfig",
     "StepContext",
+    "StepOptions",
     "StepRun",
     "__version__",
     "get_step_context",
@@ -36,13 +37,14 @@ _LOCATIONS = {
     "Client": "gristmill.client",
     "GristmillError": "gristmill.errors",
     "Pipeline": "gristmill.pipelines",
-    "Retry": "gristmill.steps",
+    "Retry": "gristmill.options",
     "Run": "gristmill.client",
-    "RunConfig": "gristmill.config",
+    "RunConfig": "gristmill.options",
     "RunFailedError": "gristmill.errors",
     "Step": "gristmill.steps",
-    "StepConfig": "gristmill.config",
+    "StepConfig": "gristmill.options",
     "StepContext": "gristmill.execution.context",
+    "StepOptions": "gristmill.options",
     "StepRun": "gristmill.client",
     "get_step_context": "gristmill.execution.context",
     "load_pipeline": "gristmill.yaml_pipelines",
@@ -55,11 +57,11 @@ if TYPE_CHECKING:
     from typing import Any
 
     from gristmill.client import ArtifactVersion, Client, Run, StepRun
-    from gristmill.config import RunConfig, StepConfig
     from gristmill.errors import GristmillError, RunFailedError
     from gristmill.execution.context import StepContext, get_step_context, log_metadata
+    from gristmill.options import Retry, RunConfig, StepConfig, StepOptions
     from gristmill.pipelines import Pipeline, pipeline
-    from gristmill.steps import Retry, Step, step
+    from gristmill.steps import Step, step
     from gristmill.yaml_pipelines import load_pipeline
 
 

@@ -1,10 +1,13 @@
 """Entry-point lookup for every plugin group; built-in flavors register the same way as
-third-party ones. Groups are read once per process and classes are imported only when asked for."""
+third-party ones. Groups are read once per process and classes are imported only when asked for.
+Also ``Flavor``, what every flavor class declares for the registry (it lives here, at the
+bottom of the layers, so artifact stores and orchestrators alike can inherit it)."""
 
 from __future__ import annotations
 
 import functools
-from typing import Any
+import threading
+from typing import Any, ClassVar
 
 from gristmill.errors import ConfigError, did_you_mean
 
@@ -19,6 +22,47 @@ GROUPS = {
     "container_registry": "gristmill.container_registries",
     "alerter": "gristmill.alerters",
 }
+
+
+class Flavor:
+    """The class attributes a flavor (an orchestrator, artifact store, ... implementation)
+    declares; the registry reads these and nothing else. Subclass it (``Orchestrator`` and
+    ``ArtifactStore`` do) and override what applies.
+
+    ``flavor``        the name it is registered under (``local_parallel``)
+    ``config_model``  ``"module:Class"`` of the pydantic model of its settings, imported only to
+                      validate them; None: it takes no settings
+    ``requires``      modules that must be importable to use it (``("s3fs",)``)
+    ``extra``         the pip extra that installs them (``s3`` → ``pip install "gristmill[s3]"``);
+                      None: the flavor's name
+    ``secret_fields`` settings that carry credentials, accepted only as secret references
+    ``in_project``    it keeps data under the project's ``.gristmill/`` unless told otherwise,
+                      so it receives the project's defaults (the local artifact store's root)
+    """
+
+    flavor: ClassVar[str]
+    config_model: ClassVar[str | None] = None
+    requires: ClassVar[tuple[str, ...]] = ()
+    extra: ClassVar[str | None] = None
+    secret_fields: ClassVar[tuple[str, ...]] = ()
+    in_project: ClassVar[bool] = False
+
+
+class _Registered:
+    """A class registered in this process, shaped like an entry point (``load()``)."""
+
+    def __init__(self, name: str, cls: Any) -> None:
+        self.name = name
+        self.value = f"{cls.__module__}:{cls.__qualname__}"
+        self.dist = None
+        self._cls = cls
+
+    def load(self) -> Any:
+        return self._cls
+
+
+_registered: dict[str, dict[str, _Registered]] = {}
+_registered_lock = threading.Lock()
 
 
 @functools.cache
@@ -42,8 +86,29 @@ def _all_groups() -> dict[str, dict[str, Any]]:
 
 
 def entry_points(group: str) -> dict[str, Any]:
-    """Name → EntryPoint for one group, first registration wins."""
-    return _all_groups().get(group, {})
+    """Name → EntryPoint for one group, first registration wins; classes registered in this
+    process (``register``) win over installed ones."""
+    installed = _all_groups().get(group, {})
+    local = _registered.get(group)
+    return {**installed, **local} if local else installed
+
+
+def register(kind: str, name: str, cls: Any) -> None:
+    """Register ``cls`` as plugin ``name`` of ``kind`` for this process, as an entry point
+    would (for tests, notebooks and plugins not installed as a distribution)."""
+    if kind not in GROUPS:
+        raise ConfigError(f"unknown plugin kind '{kind}'{did_you_mean(kind, GROUPS)}")
+    with _registered_lock:
+        group = dict(_registered.get(GROUPS[kind], {}))
+        group[name] = _Registered(name, cls)
+        _registered[GROUPS[kind]] = group  # replaced whole: readers never see it half-built
+
+
+def unregister(kind: str, name: str) -> None:
+    """Forget a class given to ``register`` (installed entry points stay)."""
+    with _registered_lock:
+        group = {k: v for k, v in _registered.get(GROUPS[kind], {}).items() if k != name}
+        _registered[GROUPS[kind]] = group
 
 
 def load_plugin(kind: str, name: str) -> Any:

@@ -6,6 +6,7 @@ Objects load what they show lazily and cache it; ``Run.refresh()`` reads the run
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -13,9 +14,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from gristmill.artifacts import ArtifactStore, load_artifact
-from gristmill.errors import NotFoundError, did_you_mean
-from gristmill.project import Project, find_project
+from gristmill.artifacts import ArtifactStore, LocalArtifactStore, load_artifact
+from gristmill.errors import ArtifactStoreError, ConfigError, NotFoundError, did_you_mean
+from gristmill.project import Project, check_store_exists, find_project, shared_store
 from gristmill.spec import PipelineSpec
 from gristmill.stacks import Stack
 from gristmill.store import (
@@ -44,33 +45,146 @@ def _duration(start: float | None, end: float | None) -> float | None:
     return (end if end is not None else time.time()) - start
 
 
-class Client:
-    """Reads runs, steps, artifacts, metadata and lineage from a project's stores.
+def artifact_store_at(location: str) -> ArtifactStore:
+    """An artifact store from its root: a local folder (or ``file://``), or a URL whose scheme
+    an artifact store flavor serves (``s3://bucket/prefix``, ``gs://``, ``az://``)."""
+    scheme, sep, _ = location.partition("://")
+    if not sep or scheme == "file":
+        return LocalArtifactStore(location)
+    from gristmill._plugins import load_plugin, plugin_names
 
-    ``Client()`` uses the project found from the working directory (or GRISTMILL_PROJECT);
-    pass a project folder to read another one.
+    for flavor in plugin_names("artifact_store"):
+        cls = load_plugin("artifact_store", flavor)
+        if scheme in getattr(cls, "scheme", ()):
+            store: ArtifactStore = cls(location)
+            return store
+    raise ConfigError(
+        f"no artifact store flavor serves {scheme}:// URLs ({location}); pass an ArtifactStore"
+    )
+
+
+class Client:
+    """Reads runs, steps, artifacts, metadata and lineage from a metadata store and the
+    artifact stores its runs wrote to. Reading never writes (see ``reap_dead_runs``).
+
+    ``Client()`` uses the project found from the working directory (or GRISTMILL_PROJECT),
+    ``Client(project=FOLDER)`` another one; outside a project, with no GRISTMILL_STORE_URL,
+    both raise a ConfigError that says to run ``gristmill init``. A process with no project
+    (a server) builds one from parts: ``Client(store=URL_OR_STORE, artifact_store=ROOT_OR_STORE)``;
+    artifacts are then loaded from ``artifact_store`` when it holds their URI, else from the
+    artifact store recorded in the run's stack.
     """
 
-    def __init__(self, project: Project | str | Path | None = None) -> None:
-        if project is None:
-            project = find_project()
-        elif not isinstance(project, Project):
-            project = Project(Path(project).resolve())
-        self.project = project
+    def __init__(
+        self,
+        project: Project | str | Path | None = None,
+        *,
+        store: MetadataStore | str | None = None,
+        artifact_store: ArtifactStore | str | Path | None = None,
+    ) -> None:
+        self._store = store if isinstance(store, MetadataStore) else None
+        self._store_url = store if isinstance(store, str) else None
+        if self._store_url is not None:
+            check_store_exists(self._store_url, "Client(store=...)")
+        self._artifact_store = (
+            artifact_store
+            if isinstance(artifact_store, ArtifactStore) or artifact_store is None
+            else artifact_store_at(str(artifact_store))
+        )
+        self._project: Project | None = None
+        if project is not None or store is None:  # from parts: no project folder at all
+            if project is None:
+                project = find_project()
+            elif not isinstance(project, Project):
+                project = Project(Path(project).expanduser().resolve())
+            if store is None:
+                project.check_readable()  # fail here, creating nothing, outside a project
+            self._project = project
+
+    @property
+    def project(self) -> Project:
+        """The project folder this client reads (a client built from parts has none)."""
+        if self._project is None:
+            raise ConfigError(
+                "this Client was built from a store and has no project folder; "
+                "pass project=... for what needs one"
+            )
+        return self._project
 
     @cached_property
     def store(self) -> MetadataStore:
+        if self._store is not None:
+            return self._store
+        if self._store_url is not None:
+            return shared_store(self._store_url)
         return self.project.store()
 
-    def artifact_store_for(self, stack: dict[str, Any] | None = None) -> ArtifactStore:
-        """The artifact store of a run's stack (the active one when not known)."""
-        return self.project.artifact_store(Stack.from_dict(stack) if stack else None)
+    def artifact_store_for(
+        self, stack: dict[str, Any] | None = None, *, uri: str | None = None
+    ) -> ArtifactStore:
+        """The artifact store that holds ``uri`` (or serves a run on ``stack``): the one this
+        client was given when it holds the URI, else the run's stack's (the active stack's
+        when the stack is not known)."""
+        given = self._artifact_store
+        if given is not None and (uri is None or given.holds(uri)):
+            return given
+        if self._project is not None:
+            return self._project.artifact_store(Stack.from_dict(stack) if stack else None)
+        if stack:
+            found = self._stack_artifact_store(Stack.from_dict(stack))
+            if found is not None and (uri is None or found.holds(uri)):
+                return found
+        where = f"{uri} is" if uri else "the run's artifacts are"
+        raise ConfigError(
+            f"{where} not in an artifact store this client knows"
+            + (f" (it was given {given.root})" if given is not None else "")
+            + ": pass Client(artifact_store=...) the root that holds it"
+        )
+
+    def _stack_artifact_store(self, stack: Stack) -> ArtifactStore | None:
+        """A stack's artifact store when its settings say where it is (a local store that
+        lives in a project's .gristmill/ does not, and this client has no project)."""
+        from gristmill.stacks.secrets import Secrets, references
+
+        def resolve(config: Any, where: str) -> dict[str, Any]:
+            if not references(config):
+                return dict(config)
+            if not os.environ.get("GRISTMILL_SECRETS_KEY"):
+                raise ConfigError(
+                    f"the settings of {where} refer to secrets: set GRISTMILL_SECRETS_KEY (a "
+                    "Client built from parts has no project folder holding the key), or pass "
+                    "Client(artifact_store=...)"
+                )
+            return Secrets(self.store, Path(os.devnull)).resolve(config, where=where)
+
+        try:
+            return stack.artifact_store(resolve=resolve)
+        except ArtifactStoreError:
+            return None
+
+    def _store_holding(self, uri: str, run_id: str | None) -> ArtifactStore:
+        """The artifact store that holds ``uri``, written by a step of run ``run_id``."""
+        given = self._artifact_store
+        if given is not None and given.holds(uri):
+            return given
+        stack = self.store.get_run(run_id).stack if run_id is not None else None
+        return self.artifact_store_for(stack, uri=uri)
+
+    def reap_dead_runs(self, *, stale_after: float | None = None) -> list[Run]:
+        """Mark runs whose process died (gone from this host, or silent for ``stale_after``
+        seconds, two minutes by default) as failed, and return them. Reads never do this;
+        running a pipeline does it at start, ``gristmill runs reap`` on demand."""
+        now = time.time()
+        if stale_after is None:
+            ids = self.store.reap_dead_runs(now)
+        else:
+            ids = self.store.reap_dead_runs(now, stale_after=stale_after)
+        return [Run(self, self.store.get_run(run_id)) for run_id in ids]
 
     # -- runs -----------------------------------------------------------------------------------
 
     def get_run(self, ref: str = "latest") -> Run:
         """A run by id, unique id prefix or name; ``"latest"`` is the newest run."""
-        self.store.reap_dead_runs(time.time())
         if ref == "latest":
             runs = self.store.list_runs(limit=1)
             if not runs:
@@ -86,8 +200,8 @@ class Client:
         limit: int = 50,
         offset: int = 0,
     ) -> list[Run]:
-        """Runs, newest first; filter by pipeline name or status, page with limit/offset."""
-        self.store.reap_dead_runs(time.time())
+        """Runs, newest first; filter by pipeline name or status, page with limit/offset.
+        A run whose process died shows as running until ``reap_dead_runs`` marks it."""
         return [
             Run(self, r)
             for r in self.store.list_runs(
@@ -413,7 +527,7 @@ class StepRun:
             uri = self._client.store.get_logs_uri(self.cached_from)
         if uri is None:
             return ""
-        return self.run.artifact_store.read_text(uri)
+        return self._client.artifact_store_for(self.run.stack, uri=uri).read_text(uri)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -514,11 +628,13 @@ class ArtifactVersion:
 
     def load(self) -> Any:
         """The value, read back with the materializer that stored it."""
-        stack = None
-        if self._record.run_id is not None:
-            stack = self._client.store.get_run(self._record.run_id).stack
-        store = self._client.artifact_store_for(stack)
+        store = self._client._store_holding(self.uri, self._record.run_id)
         return load_artifact(store, self.uri, self.materializer, self.data_type, self.content_hash)
+
+    def local_directory(self) -> Path:
+        """A local folder holding the stored files (downloaded once from a remote store)."""
+        store = self._client._store_holding(self.uri, self._record.run_id)
+        return store.local_directory(self.uri)
 
     def upstream(self) -> list[ArtifactVersion]:
         return self._client.upstream(self.id)

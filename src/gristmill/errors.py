@@ -11,8 +11,13 @@ it resembles, so ``except ValueError`` keeps working for callers who do not know
     │   └── UnsafeArtifactError (PermissionError)  pickled data from a store not trusted
     ├── ArtifactStoreError (OSError)           the artifact store failed or lost data
     ├── StoreError (RuntimeError)              the metadata store failed or has a wrong schema
+    ├── SecretError (PermissionError)          a secret that cannot be decrypted or is missing a key file
     ├── MissingIntegrationError (ImportError)  an optional extra is not installed
-    └── RunFailedError (RuntimeError)          a run finished with failed steps
+    ├── RunFailedError (RuntimeError)          a run finished with failed steps
+    └── ServiceError (RuntimeError)            a test service (gristmill.testing) would not start
+
+Errors inside a YAML file (pipeline or run configuration) are ConfigError or
+PipelineDefinitionError whose message starts with ``file:line:column``.
 
 Messages say what was wrong, where (file:line, step, argument) and how to fix it.
 """
@@ -67,15 +72,24 @@ class StoreError(GristmillError, RuntimeError):
     """The metadata store failed, or its schema does not match this gristmill."""
 
 
-class MissingIntegrationError(GristmillError, ImportError):
-    """An optional integration's package is not installed."""
+class SecretError(GristmillError, PermissionError):
+    """A secret cannot be read (no key, or the wrong key) or is malformed."""
 
-    def __init__(self, package: str, extra: str, feature: str) -> None:
+
+class MissingIntegrationError(GristmillError, ImportError):
+    """An optional integration's package is not installed. ``.pip`` is the command that
+    installs it: the gristmill extra, or ``requirement`` for a third-party plugin."""
+
+    def __init__(
+        self, package: str, extra: str, feature: str, *, requirement: str | None = None
+    ) -> None:
         self.package = package
         self.extra = extra
+        self.pip = f'pip install "{requirement or f"gristmill[{extra}]"}"'
         super().__init__(
             f"{feature} needs the '{package}' package, which is not installed. "
-            f'Install it with: pip install "gristmill[{extra}]"'
+            f"Install it with: {self.pip}",
+            name=package,
         )
 
 
@@ -85,6 +99,10 @@ class RunFailedError(GristmillError, RuntimeError):
     def __init__(self, message: str, run: Run | None = None) -> None:
         super().__init__(message)
         self.run = run
+
+
+class ServiceError(GristmillError, RuntimeError):
+    """A service started for tests (PostgreSQL, an S3 server) could not be started."""
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, overload
 
 from gristmill._source import source_id
-from gristmill.config import RunConfig, StepConfig
 from gristmill.errors import (
     ParameterError,
     PipelineDefinitionError,
@@ -26,6 +25,7 @@ from gristmill.errors import (
     describe_value,
     did_you_mean,
 )
+from gristmill.options import RunConfig, StepConfig, validated
 from gristmill.spec import (
     InputRef,
     ParameterSpec,
@@ -271,44 +271,35 @@ def _contains_placeholder(value: Any) -> bool:
 # -- the pipeline --------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class PipelineOptions:
-    """What ``with_options`` changes: the name, the run configuration, the orchestrator."""
-
-    name: str
-    config: RunConfig
-    orchestrator: dict[str, Any] | None = None
-    stack: str | None = None
-
-
 class Pipeline(Generic[F]):
     """A pipeline: calling it runs it and returns the tracked :class:`~gristmill.Run`."""
 
-    def __init__(self, func: F, *, options: PipelineOptions) -> None:
+    def __init__(self, func: F, *, name: str, config: RunConfig) -> None:
         self.func = func
-        self._options = options
+        self._name = name
+        self.config = config
         functools.update_wrapper(self, func)
         self._signature = inspect.signature(func)
         for p in self._signature.parameters.values():
             if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
                 raise PipelineDefinitionError(
-                    f"pipeline '{options.name}' ({_where(func)}): *{p.name} is not supported; "
+                    f"pipeline '{name}' ({_where(func)}): *{p.name} is not supported; "
                     "give every pipeline parameter a name"
                 )
 
     @property
     def name(self) -> str:
-        return self._options.name
+        return self._name
 
     @property
     def stack_name(self) -> str | None:
         """The stack chosen for this pipeline (``with_options(stack=...)``, YAML ``stack:``)."""
-        return self._options.stack
+        return self.config.stack
 
     @property
     def orchestrator_options(self) -> dict[str, Any] | None:
         """The orchestrator chosen with ``with_options(orchestrator=...)``, if any."""
-        return dict(self._options.orchestrator) if self._options.orchestrator else None
+        return dict(self.config.orchestrator) if self.config.orchestrator else None
 
     def __repr__(self) -> str:
         return f"<pipeline {self.name} ({source_id(self.func)})>"
@@ -358,37 +349,26 @@ class Pipeline(Generic[F]):
             from gristmill.config_file import load_run_config
 
             config = load_run_config(os.fspath(config))
-        step_configs = {
-            k: v if isinstance(v, StepConfig) else StepConfig.from_dict(k, dict(v))
-            for k, v in (steps or {}).items()
-        }
+        if isinstance(orchestrator, str):
+            orchestrator = {"flavor": orchestrator}
         change = RunConfig(
             enable_cache=enable_cache,
             run_name=run_name,
             tags=list(tags or []),
-            steps=step_configs,
+            steps={
+                k: v
+                if isinstance(v, StepConfig)
+                else validated(StepConfig, dict(v), where=f"with_options: steps.{k}")
+                for k, v in (steps or {}).items()
+            },
             settings=dict(settings or {}),
+            orchestrator=dict(orchestrator) if orchestrator is not None else None,
+            stack=stack,
         )
-        merged = self._options.config.merged(config) if config is not None else self._options.config
-        orchestrator_options = self._options.orchestrator
-        if orchestrator is not None:
-            orchestrator_options = (
-                {"flavor": orchestrator} if isinstance(orchestrator, str) else dict(orchestrator)
-            )
-            if "flavor" not in orchestrator_options:
-                raise PipelineDefinitionError(
-                    'orchestrator={...} needs a "flavor" key, e.g. {"flavor": "local_parallel"}'
-                )
-        options = PipelineOptions(
-            name=name or self.name,
-            config=merged.merged(change),
-            orchestrator=orchestrator_options,
-            stack=stack or self._options.stack,
-        )
-        return self._with(options)
+        return self._with(name or self.name, self.config.merged(config).merged(change))
 
-    def _with(self, options: PipelineOptions) -> Pipeline[F]:
-        return Pipeline(self.func, options=options)
+    def _with(self, name: str, config: RunConfig) -> Pipeline[F]:
+        return Pipeline(self.func, name=name, config=config)
 
     # -- definition ---------------------------------------------------------------------------
 
@@ -426,7 +406,7 @@ class Pipeline(Generic[F]):
                 f"pipeline '{self.name}' ({_where(self.func)}) calls no steps: call @step "
                 "functions inside its body"
             )
-        settings = {"enable_cache": False} if self._options.config.enable_cache is False else {}
+        settings = {"enable_cache": False} if self.config.enable_cache is False else {}
         spec = PipelineSpec(
             name=self.name,
             steps=tracer.steps,
@@ -446,7 +426,7 @@ class Pipeline(Generic[F]):
         given = self.bind(*args, **kwargs)
         spec, functions = self.trace(given)
         return compile_run(
-            spec, self._options.config.merged(RunConfig(parameters=given)), functions=functions
+            spec, self.config.merged(RunConfig(parameters=given)), functions=functions
         )
 
     # -- running ------------------------------------------------------------------------------
@@ -460,7 +440,7 @@ class Pipeline(Generic[F]):
                 "cannot be nested: call its steps directly"
             )
         plan = self.compile(*args, **kwargs)
-        return execute(plan, orchestrator=self.orchestrator_options, stack_name=self._options.stack)
+        return execute(plan, orchestrator=self.orchestrator_options, stack_name=self.config.stack)
 
 
 REAP_INTERVAL_SECONDS = 5.0
@@ -484,23 +464,19 @@ def execute(
     from gristmill.store import Status
 
     project = find_project()
-    store = project.store()
+    store = project.store(create=True)  # the first run creates the project
     now = time.time()
     if now - _last_reaped.get(store.url, 0.0) > REAP_INTERVAL_SECONDS:
-        # A loop of runs need not look for dead runs every time; listings always do.
+        # A loop of runs need not look for dead runs every time (reads never do; Client.reap_dead_runs).
         store.reap_dead_runs(now)
         _last_reaped[store.url] = now
     stack = project.stack(stack_name)
     if orchestrator is not None:
-        options = dict(orchestrator)
-        flavor = options.pop("flavor")
-        from gristmill.stacks import Component, Stack
+        from gristmill.stacks import Component
 
-        components = {
-            **stack.components,
-            "orchestrator": Component("orchestrator", flavor, flavor, options),
-        }
-        stack = Stack(stack.name, components)
+        # Built like every other component (flavors.instantiate): the flavor's packages and
+        # settings are checked before anything runs.
+        stack = stack.with_component(Component.from_options("orchestrator", orchestrator))
     runner = project.orchestrator(stack)
     context = RunContext(
         plan,
@@ -572,7 +548,7 @@ def pipeline(
             tags=list(tags or []),
             settings=dict(settings or {}),
         )
-        return Pipeline(f, options=PipelineOptions(name=name or f.__name__, config=config))
+        return Pipeline(f, name=name or f.__name__, config=config)
 
     if func is not None:
         return decorate(func)

@@ -3,6 +3,10 @@ the local artifact store), and what it resolves to: the metadata store URL and a
 
 Resolution, highest first: environment (``GRISTMILL_PROJECT``, ``GRISTMILL_STORE_URL``,
 ``GRISTMILL_STACK``), then the project's ``.gristmill/config.json``, then defaults.
+
+Reading never creates anything: outside a project (and without ``GRISTMILL_STORE_URL``) a read
+is an error that says to run ``gristmill init``. Only ``init`` and running a pipeline
+(``store(create=True)``) make ``.gristmill/``.
 """
 
 from __future__ import annotations
@@ -65,10 +69,12 @@ class Project:
         return dict(data)
 
     def save_settings(self, **changes: Any) -> None:
-        """Change project settings; a value of None removes the setting."""
+        """Change project settings; a value of None removes the setting. The project must
+        exist (``init`` makes it): settings never create a half-made ``.gristmill/``."""
+        if not self.exists:
+            raise ConfigError(self.missing_message())
         data = {**self.settings(), **changes}
         data = {k: v for k, v in data.items() if v is not None}
-        self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / CONFIG_FILE
         temporary = path.with_suffix(".tmp")
         temporary.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
@@ -97,24 +103,44 @@ class Project:
             self.settings().get("active_stack") or DEFAULT_STACK
         )
 
-    def store(self) -> MetadataStore:
-        """The metadata store, opened once per process and URL."""
+    def store(self, *, create: bool = False) -> MetadataStore:
+        """The metadata store, opened once per process and URL.
+
+        Outside a project this is a ConfigError that says to run ``gristmill init``, and nothing
+        is created; ``create=True`` (running a pipeline) makes the project first instead.
+        """
         url = self.store_url
         store = _stores.get(url)
-        if store is None:
-            with _stores_lock:
-                store = _stores.get(url)
-                if store is None:
-                    if url.startswith("sqlite") and not os.environ.get("GRISTMILL_STORE_URL"):
-                        self.init()
-                    store = open_store(url)
-                    # The default stack (and its 'local' components, which other stacks use
-                    # too) exists in every store from the start.
-                    load_stack(store, DEFAULT_STACK)
-                    if not _stores:
-                        atexit.register(_at_exit)
-                    _stores[url] = store
-        return store
+        if store is not None:
+            return store
+        if create:
+            if not self.exists and not os.environ.get("GRISTMILL_STORE_URL"):
+                self.init()
+        else:
+            self.check_readable()
+        return shared_store(url)
+
+    def check_readable(self) -> None:
+        """Raise a ConfigError, creating nothing, when there is nothing here to read: no
+        ``.gristmill/`` and no GRISTMILL_STORE_URL, or a URL naming a SQLite file that does not
+        exist."""
+        if self.exists:
+            return
+        url = os.environ.get("GRISTMILL_STORE_URL")
+        if not url:
+            raise ConfigError(self.missing_message())
+        check_store_exists(url, "GRISTMILL_STORE_URL")
+
+    def missing_message(self) -> str:
+        if _explicit_root() == self.root:
+            return (
+                f"no gristmill project in {self.root} (GRISTMILL_PROJECT or --project); "
+                f"run `gristmill init {self.root}` or pass another --project"
+            )
+        return (
+            f"no gristmill project in {self.root} or any parent folder; "
+            "run `gristmill init` or pass --project"
+        )
 
     def stack(self, name: str | None = None) -> Stack:
         """A stack from the store (the active one by default)."""
@@ -155,12 +181,52 @@ def create_key_file(directory: Path) -> Path:
     return path
 
 
+def shared_store(url: str) -> MetadataStore:
+    """The metadata store at ``url``, opened once per process (a ``Client`` built from a URL
+    shares it with everything else in the process)."""
+    store = _stores.get(url)
+    if store is None:
+        with _stores_lock:
+            store = _stores.get(url)
+            if store is None:
+                store = open_store(url)
+                # The default stack (and its 'local' components, which other stacks use
+                # too) exists in every store from the start.
+                load_stack(store, DEFAULT_STACK)
+                if not _stores:
+                    atexit.register(_at_exit)
+                _stores[url] = store
+    return store
+
+
+def check_store_exists(url: str, source: str) -> None:
+    """A ConfigError when ``url`` is ``sqlite:///PATH`` and PATH does not exist (opening it
+    would create an empty database); other URLs are checked when opened."""
+    if not url.startswith("sqlite"):
+        return
+    _, sep, rest = url.partition(":///")
+    path = rest.split("?", 1)[0]
+    if not sep or not path or path == ":memory:" or path.startswith("file:"):
+        return
+    if not Path(path).expanduser().exists():
+        raise ConfigError(
+            f"the metadata store {path} ({source}) does not exist: nothing was recorded there "
+            "yet; check the URL, or run a pipeline first"
+        )
+
+
+def _explicit_root() -> Path | None:
+    explicit = os.environ.get("GRISTMILL_PROJECT")
+    return Path(explicit).expanduser().resolve() if explicit else None
+
+
 def find_project(start: Path | str | None = None) -> Project:
     """GRISTMILL_PROJECT, else the nearest folder above ``start`` (default: the working
-    directory) that holds ``.gristmill/``, else ``start`` itself."""
-    explicit = os.environ.get("GRISTMILL_PROJECT")
-    if explicit:
-        return Project(Path(explicit).expanduser().resolve())
+    directory) that holds ``.gristmill/``, else ``start`` itself (a project that does not
+    exist yet: reading it is an error, running a pipeline creates it)."""
+    explicit = _explicit_root()
+    if explicit is not None:
+        return Project(explicit)
     here = Path(start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
         if (folder / PROJECT_DIR).is_dir():

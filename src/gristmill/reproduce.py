@@ -9,6 +9,7 @@ put back as they were.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import sys
 from collections.abc import Iterator
@@ -17,7 +18,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gristmill.client import Client, Run
-from gristmill.config import RunConfig
 from gristmill.errors import ConfigError, NotFoundError, RunFailedError, did_you_mean
 from gristmill.execution import compile_run
 from gristmill.execution.environment import (
@@ -27,6 +27,7 @@ from gristmill.execution.environment import (
     source_file,
 )
 from gristmill.execution.run import RESOLVED_KEYS
+from gristmill.options import RunConfig, StepOptions
 from gristmill.pipelines import execute
 from gristmill.store import Status
 
@@ -118,10 +119,13 @@ def reproduce_run(
     """Run a past run again (without cache unless ``cache``) and compare content hashes."""
     client = client or Client()
     original = client.get_run(ref)
-    config = recorded_config(original)
-    config.enable_cache = cache
-    config.run_name = None
-    config.tags = [*config.tags, f"reproduces:{original.id[:12]}"]
+    recorded = recorded_config(original)
+    config = dataclasses.replace(
+        recorded,
+        enable_cache=cache,
+        run_name=None,
+        tags=[*recorded.tags, f"reproduces:{original.id[:12]}"],
+    )
     with code_of(original, code, client):
         plan = compile_run(original.spec, config)
         new = _execute(plan)
@@ -152,14 +156,15 @@ def rerun(ref: str, *, start: str, code: str = "original", client: Client | None
             f"run {original.name} has no step '{start}'{did_you_mean(start, (s.id for s in spec.steps))}"
         )
     again = spec.downstream_of({start})
-    config = recorded_config(original)
-    config.run_name = None
-    config.tags = [*config.tags, f"rerun-of:{original.id[:12]}"]
+    recorded = recorded_config(original)
+    config = dataclasses.replace(
+        recorded, run_name=None, tags=[*recorded.tags, f"rerun-of:{original.id[:12]}"]
+    )
     with code_of(original, code, client):
         plan = compile_run(spec, config)
         for step_id, step_plan in plan.steps.items():
             if step_id in again:
-                step_plan.cache = False
+                step_plan.options = step_plan.options.merged(StepOptions(cache=False))
                 continue
             previous = original.steps.get(step_id)
             if previous is None or previous.status not in Status.SUCCEEDED:

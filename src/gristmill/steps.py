@@ -12,99 +12,17 @@ import inspect
 import sys
 import typing
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, overload
 
 from gristmill._source import code_hash, source_id
 from gristmill.errors import PipelineDefinitionError
+from gristmill.options import Hook, Retry, StepOptions
 from gristmill.spec import OutputSpec
 
 F = TypeVar("F", bound=Callable[..., Any])
 RESERVED_ARGUMENTS = ("id", "after")
 DEFAULT_OUTPUT = "output"
-# Settings keys that pick where or how a step runs but not what it computes; every other
-# setting goes into the cache key.
-INFRASTRUCTURE_SETTINGS = frozenset(
-    {"resources", "step_operator", "experiment_tracker", "orchestrator", "docker", "image"}
-)
-
-
-@dataclass(frozen=True)
-class Retry:
-    """Retry a failing step ``count`` more times, waiting ``delay`` seconds, multiplied by
-    ``backoff`` after each attempt."""
-
-    count: int = 0
-    delay: float = 0.0
-    backoff: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.count < 0 or self.delay < 0 or self.backoff < 1:
-            raise PipelineDefinitionError(
-                f"invalid retries {self}: count and delay must be >= 0 and backoff >= 1"
-            )
-
-    @classmethod
-    def coerce(cls, value: Retry | int | dict[str, Any] | None) -> Retry:
-        if value is None:
-            return cls()
-        if isinstance(value, Retry):
-            return value
-        if isinstance(value, bool) or not isinstance(value, (int, dict)):
-            raise PipelineDefinitionError(
-                f"retries must be an int, a dict or gristmill.Retry(...), not {value!r}"
-            )
-        if isinstance(value, int):
-            return cls(count=value)
-        unknown = set(value) - {"count", "delay", "backoff"}
-        if unknown:
-            raise PipelineDefinitionError(
-                f"unknown retries option(s) {sorted(unknown)}: use count, delay, backoff"
-            )
-        return cls(**value)
-
-    def to_dict(self) -> dict[str, Any]:
-        # Floats always, so Retry(backoff=2) and a YAML 'backoff: 2' hash the same.
-        return {
-            "count": int(self.count),
-            "delay": float(self.delay),
-            "backoff": float(self.backoff),
-        }
-
-
-Hook = Callable[..., Any] | str
-
-
-@dataclass(frozen=True)
-class StepOptions:
-    """Options of a step; ``None`` means 'inherit from the pipeline or run configuration'."""
-
-    cache: bool | None = None
-    retries: Retry = field(default_factory=Retry)
-    on_success: Hook | None = None
-    on_failure: Hook | None = None
-    settings: dict[str, Any] = field(default_factory=dict)
-    enable_logs: bool | None = None
-    version: str | None = None
-
-    def to_spec(self) -> dict[str, Any]:
-        """The options that differ from the defaults, as plain JSON for a StepSpec."""
-        data: dict[str, Any] = {}
-        if self.cache is not None:
-            data["cache"] = self.cache
-        if self.retries != Retry():
-            data["retries"] = self.retries.to_dict()
-        for hook_name in ("on_success", "on_failure"):
-            hook = getattr(self, hook_name)
-            if hook is not None:
-                data[hook_name] = hook if isinstance(hook, str) else source_id(hook)
-        if self.settings:
-            data["settings"] = dict(self.settings)
-        if self.enable_logs is not None:
-            data["enable_logs"] = self.enable_logs
-        if self.version is not None:
-            data["version"] = self.version
-        return data
 
 
 @dataclass(frozen=True)
@@ -185,25 +103,24 @@ class Step(Generic[F]):
         *,
         name: str | None = None,
         cache: bool | None = None,
-        retries: Retry | int | dict[str, Any] | None = None,
+        retries: Retry | int | None = None,
         on_success: Hook | None = None,
         on_failure: Hook | None = None,
         settings: dict[str, Any] | None = None,
         enable_logs: bool | None = None,
         version: str | None = None,
     ) -> Step[F]:
-        """A copy with some options changed; ``settings`` are merged into the current ones."""
-        current = self.options
-        options = StepOptions(
-            cache=current.cache if cache is None else cache,
-            retries=current.retries if retries is None else Retry.coerce(retries),
-            on_success=current.on_success if on_success is None else on_success,
-            on_failure=current.on_failure if on_failure is None else on_failure,
-            settings={**current.settings, **(settings or {})},
-            enable_logs=current.enable_logs if enable_logs is None else enable_logs,
-            version=current.version if version is None else version,
+        """A copy with the options given changed (``settings`` merge key by key)."""
+        change = StepOptions(
+            cache=cache,
+            retries=retries,
+            on_success=on_success,
+            on_failure=on_failure,
+            settings=dict(settings or {}),
+            enable_logs=enable_logs,
+            version=version,
         )
-        return Step(self.func, name=name or self.name, options=options)
+        return Step(self.func, name=name or self.name, options=self.options.merged(change))
 
     # -- what the function declares -----------------------------------------------------------
 
@@ -314,7 +231,7 @@ def step(
     *,
     name: str | None = None,
     cache: bool | None = None,
-    retries: Retry | int | dict[str, Any] | None = None,
+    retries: Retry | int | None = None,
     on_success: Hook | None = None,
     on_failure: Hook | None = None,
     settings: dict[str, Any] | None = None,
@@ -329,7 +246,7 @@ def step(
     *,
     name: str | None = None,
     cache: bool | None = None,
-    retries: Retry | int | dict[str, Any] | None = None,
+    retries: Retry | int | None = None,
     on_success: Hook | None = None,
     on_failure: Hook | None = None,
     settings: dict[str, Any] | None = None,
@@ -349,7 +266,7 @@ def step(
     def decorate(f: F) -> Step[F]:
         options = StepOptions(
             cache=cache,
-            retries=Retry.coerce(retries),
+            retries=retries,
             on_success=on_success,
             on_failure=on_failure,
             settings=dict(settings or {}),

@@ -12,14 +12,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from gristmill._source import import_source
 from gristmill._yaml import YamlDocument, dump_yaml, read_yaml, validation_error
-from gristmill.config import RunConfig
-from gristmill.config_file import RetryModel
 from gristmill.errors import PipelineDefinitionError, did_you_mean
-from gristmill.pipelines import Pipeline, PipelineOptions
+from gristmill.options import RunConfig, StepOptions, adapter, json_schema
+from gristmill.pipelines import Pipeline
 from gristmill.spec import (
     STEP_ID_PATTERN,
     InputRef,
@@ -36,48 +35,13 @@ NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_\-.]*$"
 ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
 # Step settings that set a step option; every other key is a free setting (resources,
 # step_operator, experiment_tracker, ...), passed to the step's settings.
-OPTION_KEYS = ("cache", "retries", "enable_logs", "on_success", "on_failure", "version")
+OPTION_KEYS = tuple(n for n in StepOptions.__dataclass_fields__ if n != "settings")
 PARAMETER_KEYS = {"type", "default", "required", "description"}
 JsonType = Literal["int", "float", "str", "bool", "list", "dict", "any"]
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class StepSettingsModel(BaseModel):
-    """Step options, plus any free settings (resources, step_operator, ...)."""
-
-    model_config = ConfigDict(extra="allow")
-
-    cache: bool | None = Field(None, description="Reuse earlier results (default: on).")
-    retries: int | RetryModel | None = Field(
-        None, description="Retries, as a count or {count, delay, backoff}."
-    )
-    enable_logs: bool | None = Field(
-        None, description="Capture stdout, stderr and logging (default: on)."
-    )
-    on_success: str | None = Field(
-        None, pattern=SOURCE_PATTERN, description="Hook 'module:function'."
-    )
-    on_failure: str | None = Field(
-        None, pattern=SOURCE_PATTERN, description="Hook 'module:function'."
-    )
-    version: str | None = Field(None, description="A version string that is part of the cache key.")
-    resources: dict[str, Any] | None = Field(
-        None, description="CPU, memory, GPU requests (not in the cache key)."
-    )
-    step_operator: str | None = Field(None, description="Run this step through this step operator.")
-    experiment_tracker: str | None = Field(
-        None, description="Track this step with this experiment tracker."
-    )
-
-    @field_validator("retries")
-    @classmethod
-    def _retries(cls, value: Any) -> Any:
-        if isinstance(value, int) and value < 0:
-            raise ValueError("retries must be >= 0")
-        return value
 
 
 class StepModel(_Strict):
@@ -94,7 +58,9 @@ class StepModel(_Strict):
     after: list[str] | str = Field(
         default_factory=list, description="Steps that must finish first."
     )
-    settings: StepSettingsModel = Field(default_factory=StepSettingsModel)
+    settings: dict[str, Any] = Field(
+        default_factory=dict, description="Step options (see StepOptions), plus free settings."
+    )
     description: str | None = None
 
 
@@ -103,19 +69,6 @@ class ParameterModel(_Strict):
     default: Any = None
     required: bool = False
     description: str | None = None
-
-
-class ScheduleModel(_Strict):
-    cron: str = Field(description="Five-field cron expression, e.g. '0 3 * * *'.")
-    timezone: str = "UTC"
-
-    @field_validator("cron")
-    @classmethod
-    def _cron(cls, value: str) -> str:
-        fields = value.split()
-        if len(fields) != 5 or not all(re.fullmatch(r"[\d*/,\-A-Za-z?LW#]+", f) for f in fields):
-            raise ValueError(f"'{value}' is not a five-field cron expression like '0 3 * * *'")
-        return value
 
 
 class PipelineSettingsModel(_Strict):
@@ -135,9 +88,6 @@ class PipelineFileModel(_Strict):
     )
     settings: PipelineSettingsModel = Field(default_factory=PipelineSettingsModel)
     stack: str | None = Field(None, description="The stack to run on (default: the active stack).")
-    schedule: ScheduleModel | str | None = Field(
-        None, description="When a scheduling orchestrator runs it."
-    )
     steps: dict[str, StepModel] = Field(min_length=1, description="Step id → step, in order.")
 
 
@@ -149,6 +99,13 @@ def pipeline_schema() -> dict[str, Any]:
     schema["properties"]["parameters"]["additionalProperties"] = {
         "anyOf": [{"$ref": "#/$defs/ParameterModel"}, {}]
     }
+    # A step's settings are StepOptions written flat: options, plus any free setting.
+    options = json_schema(StepOptions)
+    schema["$defs"].update(options.pop("$defs", {}))
+    options["additionalProperties"] = True
+    options["description"] = "Step options; any other key is a free setting (resources, ...)."
+    schema["$defs"]["StepOptions"] = options
+    schema["$defs"]["StepModel"]["properties"]["settings"] = {"$ref": "#/$defs/StepOptions"}
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
 
 
@@ -164,15 +121,15 @@ class YamlPipeline(Pipeline[Any]):
         spec: PipelineSpec,
         functions: dict[str, Step[Any]],
         *,
-        options: PipelineOptions,
-        schedule: dict[str, Any] | None,
+        name: str,
+        config: RunConfig,
         description: str | None = None,
     ) -> None:
         self.path = path
         self._spec = spec
         self._functions = functions
-        self._options = options
-        self.schedule = schedule
+        self._name = name
+        self.config = config
         self.__doc__ = description
 
     def __repr__(self) -> str:
@@ -182,13 +139,13 @@ class YamlPipeline(Pipeline[Any]):
     def parameters(self) -> dict[str, ParameterSpec]:
         return dict(self._spec.parameters)
 
-    def _with(self, options: PipelineOptions) -> YamlPipeline:
+    def _with(self, name: str, config: RunConfig) -> YamlPipeline:
         return YamlPipeline(
             self.path,
             self._spec,
             self._functions,
-            options=options,
-            schedule=self.schedule,
+            name=name,
+            config=config,
             description=self.__doc__,
         )
 
@@ -211,8 +168,8 @@ class YamlPipeline(Pipeline[Any]):
         self, parameters: Mapping[str, Any] | None = None
     ) -> tuple[PipelineSpec, dict[str, Step[Any]]]:
         spec = self._spec
-        if self._options.name != spec.name:
-            spec = PipelineSpec.from_dict({**spec.to_dict(), "name": self._options.name})
+        if self.name != spec.name:
+            spec = PipelineSpec.from_dict({**spec.to_dict(), "name": self.name})
         return spec, dict(self._functions)
 
 
@@ -221,27 +178,26 @@ def load_pipeline(path: str | Path) -> YamlPipeline:
     document = read_yaml(path)
     if not isinstance(document.data, dict):
         raise document.error((), "a pipeline file is a mapping with 'name' and 'steps'")
+    if "schedule" in document.data:
+        # Accepting it would suggest the pipeline runs on time when nothing runs it.
+        raise document.error(
+            ("schedule",),
+            "'schedule:' is not supported yet: no orchestrator here runs pipelines on a "
+            "schedule, so it would be silently ignored. Remove it and run "
+            f"`gristmill run {Path(path).name}` from cron or your CI's scheduler",
+            key=True,
+        )
     try:
         model = PipelineFileModel.model_validate(document.data)
     except ValidationError as exc:
         raise validation_error(document, exc, PipelineFileModel) from None
     spec, functions = _build_spec(document, model)
-    schedule: dict[str, Any] | None = None
-    if isinstance(model.schedule, str):
-        schedule = ScheduleModel(cron=model.schedule).model_dump()
-    elif model.schedule is not None:
-        schedule = model.schedule.model_dump()
-    options = PipelineOptions(
-        name=spec.name,
-        config=RunConfig(enable_cache=model.settings.enable_cache),
-        stack=model.stack,
-    )
     return YamlPipeline(
         Path(path).resolve(),
         spec,
         functions,
-        options=options,
-        schedule=schedule,
+        name=spec.name,
+        config=RunConfig(enable_cache=model.settings.enable_cache, stack=model.stack),
         description=model.description,
     )
 
@@ -344,7 +300,7 @@ def _build_spec(
                 inputs=inputs,
                 after=sorted(set(after)),
                 outputs=dict(step.outputs),
-                settings=_effective_settings(step, step_model.settings),
+                settings=_effective_settings(document, (*path, "settings"), step, step_model),
                 origin=document.where(path),
             )
         )
@@ -423,20 +379,18 @@ def _interpolate_env(document: YamlDocument, where: tuple[Any, ...], value: Any)
     return ENV_REF.sub(replace, value)
 
 
-def _effective_settings(step: Step[Any], overrides: StepSettingsModel) -> dict[str, Any]:
+def _effective_settings(
+    document: YamlDocument, where: tuple[Any, ...], step: Step[Any], model: StepModel
+) -> dict[str, Any]:
     """The step's own options with the YAML settings applied: what tracing the same step, with
     the same options, would record."""
-    given = overrides.model_dump(exclude_unset=True)
-    changed = step.with_options(
-        cache=given.pop("cache", None),
-        retries=given.pop("retries", None),
-        enable_logs=given.pop("enable_logs", None),
-        on_success=given.pop("on_success", None),
-        on_failure=given.pop("on_failure", None),
-        version=given.pop("version", None),
-        settings={k: v for k, v in given.items() if v is not None},
-    )
-    return changed.options.to_spec()
+    from pydantic import ValidationError
+
+    try:
+        given: StepOptions = adapter(StepOptions).validate_python(StepOptions.nest(model.settings))
+    except ValidationError as exc:
+        raise validation_error(document, exc, StepOptions, base=where) from None
+    return step.options.merged(given).to_spec()
 
 
 # -- exporting -----------------------------------------------------------------------------------
@@ -457,11 +411,8 @@ def pipeline_to_document(pipeline: Pipeline[Any]) -> dict[str, Any]:
         document["parameters"] = {name: _export_parameter(p) for name, p in spec.parameters.items()}
     if spec.settings:
         document["settings"] = dict(spec.settings)
-    schedule = getattr(pipeline, "schedule", None)
     if pipeline.stack_name:
         document["stack"] = pipeline.stack_name
-    if schedule:
-        document["schedule"] = schedule
     steps: dict[str, Any] = {}
     outputs = {s.id: s.outputs for s in spec.steps}
     for step_spec in spec.steps:

@@ -1,10 +1,10 @@
 """The cache key (DESIGN.md §4): exact hits that link outputs, and misses on every change that
 can change a result."""
 
-import importlib
 import sys
-import textwrap
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -12,6 +12,9 @@ import pytest
 from fixtures import pipelines as fx
 from gristmill import Client, pipeline, step
 from gristmill._source import code_hash
+from gristmill.testing import write_module
+
+WriteModule = Callable[[str, str], ModuleType]
 
 
 def statuses(run: Any) -> dict[str, str]:
@@ -93,13 +96,20 @@ def test_a_hit_whose_data_was_deleted_runs_again() -> None:
     assert fx.summing().steps["total"].output().load() == 3.0
 
 
-def _module(tmp_path: Path, name: str, source: str) -> Any:
-    (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
-    if str(tmp_path) not in sys.path:
-        sys.path.insert(0, str(tmp_path))
-    sys.modules.pop(name, None)
-    importlib.invalidate_caches()
-    return importlib.import_module(name)
+@pytest.fixture
+def user_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[WriteModule]:
+    """Writes a module of the user's own into tmp_path and imports it afresh (again after each
+    rewrite: see ``write_module``); the modules are forgotten after the test."""
+    monkeypatch.syspath_prepend(str(tmp_path))
+    written: set[str] = set()
+
+    def write(name: str, source: str) -> ModuleType:
+        written.add(name)
+        return write_module(tmp_path, name, source)
+
+    yield write
+    for name in written:
+        sys.modules.pop(name, None)
 
 
 HELPERS = "def noop(f):\n    return f\n\ndef clean(x):\n    return x + {n}\n"
@@ -131,43 +141,62 @@ def compute(x: int = 1) -> int:
     ],
 )
 def test_code_hash_ignores_formatting_but_not_behaviour(
-    tmp_path: Path, change: Any, same: bool
+    user_module: WriteModule, change: Any, same: bool
 ) -> None:
-    _module(tmp_path, "helpers_a", HELPERS.format(n=1))
+    user_module("helpers_a", HELPERS.format(n=1))
     source = BASE.format(helpers="helpers_a")
-    first = code_hash(_module(tmp_path, "stepmod", source).compute)
-    after = _module(tmp_path, "stepmod", change(source))
+    first = code_hash(user_module("stepmod", source).compute)
+    after = user_module("stepmod", change(source))
     assert (code_hash(after.compute) == first) is same
 
 
-def test_code_hash_follows_helpers_in_the_users_own_modules(tmp_path: Path) -> None:
-    _module(tmp_path, "helpers_b", HELPERS.format(n=1))
-    stepmod = _module(tmp_path, "stepmod_b", BASE.format(helpers="helpers_b"))
+def test_code_hash_follows_helpers_in_the_users_own_modules(user_module: WriteModule) -> None:
+    user_module("helpers_b", HELPERS.format(n=1))
+    stepmod = user_module("stepmod_b", BASE.format(helpers="helpers_b"))
     first = code_hash(stepmod.compute)
-    _module(
-        tmp_path, "helpers_b", HELPERS.format(n=1).replace("return x", "# a comment\n    return x")
-    )
-    stepmod = _module(tmp_path, "stepmod_b", BASE.format(helpers="helpers_b"))
+    user_module("helpers_b", HELPERS.format(n=1).replace("return x", "# a comment\n    return x"))
+    stepmod = user_module("stepmod_b", BASE.format(helpers="helpers_b"))
     assert code_hash(stepmod.compute) == first
-    _module(tmp_path, "helpers_b", HELPERS.format(n=2))
-    stepmod = _module(tmp_path, "stepmod_b", BASE.format(helpers="helpers_b"))
+    user_module("helpers_b", HELPERS.format(n=2))
+    stepmod = user_module("stepmod_b", BASE.format(helpers="helpers_b"))
     assert code_hash(stepmod.compute) != first
 
 
-def test_library_code_is_not_hashed() -> None:
-    import json
+LIBRARY_USER = """
+{imports}
+from gristmill import step
 
-    @step
-    def uses_json(x: int = 1) -> str:
-        return json.dumps(x)
-
-    # json lives in the standard library: only the step's own tree is hashed, which is stable
-    assert code_hash(uses_json) == code_hash(uses_json.func)
+@step
+def tidy(text: str = "  x") -> str:
+    return json.dumps(dedent(text))
+"""
 
 
-def test_changed_step_code_misses_the_cache(tmp_path: Path) -> None:
-    _module(tmp_path, "helpers_c", HELPERS.format(n=1))
-    stepmod = _module(tmp_path, "stepmod_c", BASE.format(helpers="helpers_c"))
+def test_library_code_is_not_hashed(user_module: WriteModule) -> None:
+    stdlib = user_module(
+        "uses_json", LIBRARY_USER.format(imports="import json\nfrom textwrap import dedent")
+    )
+    # other standard-library code behind the same names: nothing of it is hashed
+    other = "import pickle as json\nfrom inspect import cleandoc as dedent"
+    assert code_hash(user_module("uses_pickle", LIBRARY_USER.format(imports=other)).tidy) == (
+        code_hash(stdlib.tidy)
+    )
+    # the same names bound to the user's own code are followed, by attribute and by name
+    user_module("own_json", "def dumps(x):\n    return str(x)\n")
+    user_module("own_text", "def dedent(text):\n    return text.strip()\n")
+    for i, imports in enumerate(
+        [
+            "import own_json as json\nfrom textwrap import dedent",
+            "import json\nfrom own_text import dedent",
+        ]
+    ):
+        own = user_module(f"uses_own_{i}", LIBRARY_USER.format(imports=imports))
+        assert code_hash(own.tidy) != code_hash(stdlib.tidy), imports
+
+
+def test_changed_step_code_misses_the_cache(user_module: WriteModule) -> None:
+    user_module("helpers_c", HELPERS.format(n=1))
+    stepmod = user_module("stepmod_c", BASE.format(helpers="helpers_c"))
 
     @pipeline
     def p() -> None:
@@ -175,8 +204,8 @@ def test_changed_step_code_misses_the_cache(tmp_path: Path) -> None:
 
     assert p().steps["compute"].output().load() == 4
     assert statuses(p()) == {"compute": "cached"}
-    _module(tmp_path, "helpers_c", HELPERS.format(n=10))
-    stepmod = _module(tmp_path, "stepmod_c", BASE.format(helpers="helpers_c"))
+    user_module("helpers_c", HELPERS.format(n=10))
+    stepmod = user_module("stepmod_c", BASE.format(helpers="helpers_c"))
 
     @pipeline
     def p2() -> None:

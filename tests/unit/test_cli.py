@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +45,13 @@ not_a_pipeline = 3
 
 
 @pytest.fixture
-def runner(project: Project, monkeypatch: pytest.MonkeyPatch) -> CliRunner:
+def runner(project: Project, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
     (project.root / "demo_mod.py").write_text(PIPELINE_MODULE)
     monkeypatch.chdir(project.root)
     sys.modules.pop("demo_mod", None)
-    return CliRunner()
+    yield CliRunner()
+    # Left imported, it would be part of later tests' code snapshots.
+    sys.modules.pop("demo_mod", None)
 
 
 def invoke(runner: CliRunner, *args: str) -> Any:
@@ -85,7 +88,7 @@ def test_run_then_inspect(runner: CliRunner) -> None:
             "name": "demo",
             "versions": 1,
             "runs": 1,
-            "latest_spec_hash": pipelines[0]["latest_spec_hash"],
+            "latest_spec_hash": sys.modules["demo_mod"].demo.spec().hash,
         }
     ]
 
@@ -167,3 +170,110 @@ def test_the_installed_command(project: Project) -> None:
     assert failed.returncode == 1
     version = subprocess.run([str(gristmill), "--version"], capture_output=True, text=True)
     assert version.stdout.startswith("gristmill, version")
+
+
+READS = [
+    ["runs", "list"],
+    ["runs", "list", "--json"],
+    ["runs", "show"],
+    ["runs", "show", "some-run", "--json"],
+    ["runs", "diff", "a", "b"],
+    ["runs", "reap"],
+    ["steps", "logs", "latest", "train"],
+    ["artifacts", "list"],
+    ["artifacts", "show", "model"],
+    ["artifacts", "load", "model"],
+    ["lineage", "model"],
+    ["pipeline", "list"],
+    ["stack", "list"],
+    ["stack", "describe"],
+    ["stack", "set", "default"],
+    ["component", "list"],
+    ["secret", "list"],
+    ["store", "show"],
+]
+
+
+@pytest.fixture
+def nowhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty working directory and HOME in no project, with no gristmill environment."""
+    empty = tmp_path / "nowhere"
+    empty.mkdir()
+    for name in ("GRISTMILL_PROJECT", "GRISTMILL_STORE_URL", "GRISTMILL_STACK"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(empty))
+    monkeypatch.chdir(empty)
+    if any((folder / ".gristmill").exists() for folder in empty.parents):
+        pytest.skip("a parent of the temporary folder holds a .gristmill/ project")
+    return empty
+
+
+def _tree(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+@pytest.mark.parametrize("args", READS, ids=" ".join)
+def test_reads_outside_a_project_say_so_and_create_nothing(nowhere: Path, args: list[str]) -> None:
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code != 0, result.output
+    message = " ".join(result.output.split())
+    assert (
+        f"no gristmill project in {nowhere} or any parent folder; "
+        "run `gristmill init` or pass --project" in message
+    )
+    assert _tree(nowhere) == []
+    assert not any((folder / ".gristmill").exists() for folder in nowhere.parents)
+
+
+def test_project_flag_names_the_folder_that_is_not_a_project(nowhere: Path) -> None:
+    result = CliRunner().invoke(cli, ["--project", "elsewhere", "runs", "list"])
+    assert result.exit_code != 0
+    assert f"no gristmill project in {nowhere / 'elsewhere'}" in " ".join(result.output.split())
+    assert _tree(nowhere) == []
+
+
+def test_reads_with_a_store_url_need_no_project(
+    project: Project, nowhere: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (project.root / "demo_mod.py").write_text(PIPELINE_MODULE)
+    sys.modules.pop("demo_mod", None)
+    monkeypatch.syspath_prepend(str(project.root))
+    monkeypatch.setenv("GRISTMILL_PROJECT", str(project.root))
+    assert invoke(CliRunner(), "run", "demo_mod:demo").exit_code == 0
+    monkeypatch.delenv("GRISTMILL_PROJECT")
+    monkeypatch.setenv("GRISTMILL_STORE_URL", f"sqlite:///{project.directory / 'metadata.db'}")
+    runner = CliRunner()
+    listing = json.loads(invoke(runner, "runs", "list", "--json").output)
+    assert [r["status"] for r in listing] == ["completed"]
+    assert invoke(runner, "artifacts", "show", "score").exit_code == 0
+    assert invoke(runner, "artifacts", "load", "score").output == "3.0\n"
+    assert _tree(nowhere) == []
+    # a URL naming a SQLite file that does not exist is not created by reading it
+    monkeypatch.setenv("GRISTMILL_STORE_URL", f"sqlite:///{nowhere / 'typo.db'}")
+    missing = CliRunner().invoke(cli, ["runs", "list"])
+    assert missing.exit_code != 0 and "does not exist" in missing.output
+    assert _tree(nowhere) == []
+
+
+def test_runs_reap_marks_dead_runs_and_listing_does_not(
+    runner: CliRunner, project: Project
+) -> None:
+    import sqlite3
+    import time
+
+    invoke(runner, "run", "demo_mod:demo")
+    run_id = json.loads(invoke(runner, "runs", "list", "--json").output)[0]["id"]
+    with sqlite3.connect(project.directory / "metadata.db") as conn:
+        conn.execute(
+            "UPDATE runs SET status='running', host='elsewhere', heartbeat_at=? WHERE id=?",
+            (time.time() - 3600, run_id),
+        )
+    assert "runs reap" in invoke(runner, "runs", "list", "--help").output
+    for _ in range(2):  # listing and showing leave the dead run as it is
+        assert json.loads(invoke(runner, "runs", "list", "--json").output)[0]["status"] == "running"
+        assert json.loads(invoke(runner, "runs", "show", "--json").output)["status"] == "running"
+    reaped = json.loads(invoke(runner, "runs", "reap", "--json").output)
+    assert [(r["id"], r["status"]) for r in reaped] == [(run_id, "failed")]
+    assert "no heartbeat" in reaped[0]["error"]
+    assert json.loads(invoke(runner, "runs", "list", "--json").output)[0]["status"] == "failed"
+    assert "No dead runs" in invoke(runner, "runs", "reap").output

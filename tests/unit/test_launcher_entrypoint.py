@@ -67,4 +67,8 @@ def test_a_failing_remote_step_exits_1(project: Project) -> None:
     unknown = launch(plan.run_id, "nope")
     assert unknown.returncode == 2
     assert "has no step 'nope'" in unknown.stderr
-    assert run.finish() == "stopped"  # nothing failed; the steps that never ran are stopped
+    # the step launched without its input failed (recorded, not left pending); the rest stopped
+    assert run.finish() == "failed"
+    statuses = {s.name: s.status for s in project.store().get_step_runs(plan.run_id)}
+    assert statuses["split"] == "failed"
+    assert set(statuses.values()) == {"failed", "stopped"}

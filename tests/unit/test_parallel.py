@@ -51,31 +51,34 @@ def test_independent_steps_run_concurrently() -> None:
         assert run.steps[name].logs() == f"branch {i}\n"
 
 
-def test_max_workers_limits_concurrency() -> None:
-    active = 0
-    peak = 0
-    lock = threading.Lock()
+@pytest.mark.parametrize("max_workers", [2, 4])
+def test_max_workers_is_how_many_steps_run_at_once(max_workers: int) -> None:
+    active = peak = 0
+    changed = threading.Condition()
 
     @step
     def busy(i: int) -> int:
         nonlocal active, peak
-        with lock:
+        with changed:
             active += 1
             peak = max(peak, active)
-        time.sleep(0.02)
-        with lock:
+            changed.notify_all()
+            # Wait for max_workers steps to be in at once (a serial run times out at peak 1),
+            # then stay a while longer, so a step over the limit would have time to come in.
+            changed.wait_for(lambda: active >= max_workers, timeout=2)
+            changed.wait(0.1)
             active -= 1
         return i
 
     @pipeline
     def p() -> None:
-        for i in range(6):
+        for i in range(4):
             busy(i=i)
 
     p.with_options(
-        orchestrator={"flavor": "local_parallel", "max_workers": 2}, enable_cache=False
+        orchestrator={"flavor": "local_parallel", "max_workers": max_workers}, enable_cache=False
     )()
-    assert peak <= 2
+    assert peak == max_workers
 
 
 def test_same_results_as_local() -> None:
@@ -123,7 +126,7 @@ def test_failure_stops_dependents_and_lets_other_branches_finish() -> None:
 
 @pytest.mark.parametrize("bad", [0, -1, "4", True])
 def test_max_workers_is_validated(bad: Any) -> None:
-    with pytest.raises(ConfigError, match="max_workers must be a positive int"):
+    with pytest.raises(ConfigError, match="setting 'max_workers' must be"):
         splitting.with_options(orchestrator={"flavor": "local_parallel", "max_workers": bad})()
 
 

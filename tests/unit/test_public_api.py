@@ -15,6 +15,7 @@ PINNED = [
     "Step",
     "StepConfig",
     "StepContext",
+    "StepOptions",
     "StepRun",
     "__version__",
     "get_step_context",

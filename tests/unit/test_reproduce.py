@@ -3,10 +3,8 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
-import textwrap
 from typing import Any
 
 import pytest
@@ -17,6 +15,7 @@ from gristmill.cli.main import cli
 from gristmill.execution.environment import package_list, snapshot_manifest
 from gristmill.project import Project
 from gristmill.reproduce import diff_runs, reproduce_run, rerun
+from gristmill.testing import write_module
 
 MODULE = """
 import random
@@ -68,10 +67,7 @@ def user_module(project: Project, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.chdir(project.root)
 
     def write(offset: int) -> Any:
-        (folder / "mypipes.py").write_text(textwrap.dedent(MODULE.format(offset=offset)))
-        sys.modules.pop("mypipes", None)
-        importlib.invalidate_caches()
-        return importlib.import_module("mypipes")
+        return write_module(folder, "mypipes", MODULE.format(offset=offset))
 
     yield write
     sys.modules.pop("mypipes", None)
@@ -181,7 +177,7 @@ def test_runs_show_config_shows_the_resolved_configuration(user_module: Any) -> 
     assert shown["config"]["resolved_parameters"] == {"n": 2}
     assert shown["config"]["resolved_steps"]["side"]["retries"]["count"] == 2
     assert shown["environment"]["code"]["snapshot"]
-    assert Client().get_run(run.id).config["steps"]["side"]["retries"] == 2
+    assert Client().get_run(run.id).config["steps"]["side"]["retries"]["count"] == 2
     requirements = (
         CliRunner().invoke(cli, ["runs", "show", run.id, "--packages"]).stdout.splitlines()
     )

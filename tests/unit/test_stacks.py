@@ -151,7 +151,7 @@ def test_stack_environment_override_copy_export_import(
                 "local_parallel",
                 "max_workers=0",
             ],
-            "max_workers: Input should be greater than or equal to 1",
+            "setting 'max_workers' must be at least 1, not 0",
         ),
         (
             [
@@ -168,7 +168,7 @@ def test_stack_environment_override_copy_export_import(
         ),
         (
             ["component", "register", "artifact_store", "x", "--flavor", "s3", "path=bucket/p"],
-            "path: String should match pattern",
+            "setting 'path' must look like s3://bucket/prefix, not 'bucket/p'",
         ),
         (
             ["component", "register", "orchestrator", "local", "--flavor", "local"],
@@ -321,3 +321,153 @@ def test_info(project: Project) -> None:
     assert data["store"].startswith("sqlite:///")
     assert data["integrations"]["s3"]["package"] == "s3fs"
     assert "Integrations" in gm("info").output
+
+
+# -- one path from a flavor name to a component ------------------------------------------------
+
+
+class _NeedsAMissingPackage:
+    """Stands in for an integration whose extra is not installed."""
+
+
+def _fake_flavor() -> type:
+    from gristmill.orchestrators.local import LocalOrchestrator
+
+    class NeedsAMissingPackage(LocalOrchestrator):
+        flavor = "needs_missing"
+        requires = ("gristmill_no_such_package_anywhere",)
+        extra = "nosuchextra"
+
+    return NeedsAMissingPackage
+
+
+@pytest.fixture
+def missing_flavor() -> Any:
+    from gristmill.stacks.flavors import register_flavor, unregister_flavor
+
+    register_flavor("orchestrator", "needs_missing", _fake_flavor())
+    yield "needs_missing"
+    unregister_flavor("orchestrator", "needs_missing")
+
+
+PIP_LINE = 'pip install "gristmill[nosuchextra]"'
+
+
+def test_with_options_validates_orchestrator_settings(project: Project) -> None:
+    from fixtures.pipelines import summing
+    from gristmill.errors import ConfigError
+
+    with pytest.raises(ConfigError) as caught:
+        summing.with_options(orchestrator={"flavor": "local_parallel", "bogus": 1})(n=2)
+    message = str(caught.value)
+    assert "has no setting 'bogus'" in message
+    assert "'max_workers'" in message  # the valid settings, since nothing is close
+    with pytest.raises(ConfigError, match="did you mean 'max_workers'"):
+        summing.with_options(orchestrator={"flavor": "local_parallel", "max_worker": 2})(n=2)
+    with pytest.raises(ConfigError, match="takes no settings, but was given 'workers'"):
+        summing.with_options(orchestrator={"flavor": "local", "workers": 2})(n=2)
+    # nothing ran
+    assert json.loads(gm("runs", "list", "--json").stdout) == []
+
+
+def test_a_missing_package_is_the_same_error_on_every_path(
+    project: Project, missing_flavor: str
+) -> None:
+    from fixtures.pipelines import summing
+    from gristmill.errors import MissingIntegrationError
+
+    # 1. gristmill component register
+    result = CliRunner().invoke(
+        cli, ["component", "register", "orchestrator", "nightly", "--flavor", missing_flavor]
+    )
+    assert result.exit_code == 1
+    output = " ".join(result.output.split())  # the console wraps long lines
+    assert PIP_LINE in output
+    assert "gristmill_no_such_package_anywhere" in output
+    flavors = json.loads(gm("component", "flavors", "orchestrator", "--json").stdout)
+    assert {f["flavor"]: f["state"] for f in flavors}[missing_flavor] == f"needs {PIP_LINE}"
+
+    # 2. with_options(orchestrator=...)
+    with pytest.raises(MissingIntegrationError) as caught:
+        summing.with_options(orchestrator={"flavor": missing_flavor})(n=2)
+    assert PIP_LINE in str(caught.value)
+    assert caught.value.pip == PIP_LINE
+
+    # 3. a stack whose component was registered where the extra was installed
+    store = project.store()
+    store.save_component("orchestrator", "nightly", missing_flavor, {})
+    store.save_stack("elsewhere", {"orchestrator": "nightly", "artifact_store": "local"})
+    with pytest.raises(MissingIntegrationError, match=PIP_LINE.replace("[", r"\[")):
+        project.orchestrator(project.stack("elsewhere"))
+    with pytest.raises(MissingIntegrationError):
+        summing.with_options(stack="elsewhere")(n=2)
+
+
+def test_a_plugin_that_fails_to_import_is_a_missing_integration(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gristmill._plugins import GROUPS
+    from gristmill.errors import MissingIntegrationError
+    from gristmill.stacks import flavors
+
+    class Entry:
+        name = "broken"
+        value = "third_party_plugin:Orchestrator"
+
+        class dist:  # shaped like importlib.metadata.Distribution
+            name = "gristmill-broken-plugin"
+
+        def load(self) -> Any:
+            raise ModuleNotFoundError("No module named 'heavy_sdk'", name="heavy_sdk")
+
+    real = flavors.entry_points
+    monkeypatch.setattr(
+        flavors,
+        "entry_points",
+        lambda group: (
+            {**real(group), "broken": Entry()} if group == GROUPS["orchestrator"] else real(group)
+        ),
+    )
+    with pytest.raises(MissingIntegrationError) as caught:
+        flavors.instantiate("orchestrator", "broken", {})
+    assert 'pip install "gristmill-broken-plugin"' in str(caught.value)
+    assert "'heavy_sdk'" in str(caught.value)
+    assert not isinstance(caught.value.__cause__, MissingIntegrationError)
+
+
+def test_a_class_that_is_not_a_flavor_is_refused(project: Project) -> None:
+    from gristmill.errors import ConfigError
+    from gristmill.stacks.flavors import instantiate, register_flavor, unregister_flavor
+
+    register_flavor("orchestrator", "plain", _NeedsAMissingPackage)  # type: ignore[arg-type]
+    try:
+        with pytest.raises(ConfigError, match=r"subclass gristmill\.stacks\.flavors\.Flavor"):
+            instantiate("orchestrator", "plain", {})
+    finally:
+        unregister_flavor("orchestrator", "plain")
+
+
+def test_built_in_flavors_declare_what_they_need() -> None:
+    from gristmill.stacks.flavors import Flavor, flavor_class, flavor_names
+
+    for kind in ("orchestrator", "artifact_store"):
+        for name in flavor_names(kind):
+            cls = flavor_class(kind, name)
+            assert issubclass(cls, Flavor)
+            assert cls.flavor == name
+            assert isinstance(cls.requires, tuple)
+            if cls.requires:  # an integration names the extra that installs it
+                assert cls.extra
+    s3 = flavor_class("artifact_store", "s3")
+    assert s3.secret_fields == ("key", "secret", "token")
+    assert flavor_class("artifact_store", "local").in_project
+
+
+def test_with_options_needs_a_flavor(project: Project) -> None:
+    from gristmill.errors import ConfigError
+    from gristmill.stacks import Component
+
+    with pytest.raises(ConfigError, match="needs the flavor"):
+        Component.from_options("orchestrator", {"max_workers": 2})
+    with pytest.raises(ConfigError, match="takes a mapping"):
+        Component.from_options("orchestrator", ["local"])  # type: ignore[arg-type]

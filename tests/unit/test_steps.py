@@ -116,8 +116,8 @@ def test_options_and_with_options() -> None:
     [
         ("3", "retries must be"),
         ({"count": 1, "wait": 2}, "unknown retries option"),
-        ({"count": -1}, "count and delay must be >= 0"),
-        ({"count": 1, "backoff": 0.5}, "backoff >= 1"),
+        ({"count": -1}, "retry count must be a number >= 0"),
+        ({"count": 1, "backoff": 0.5}, "retry backoff must be a number >= 1"),
     ],
 )
 def test_bad_retries(value: Any, message: str) -> None:

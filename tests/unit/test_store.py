@@ -144,7 +144,9 @@ def test_dead_runs_are_detected(project: Project) -> None:
         time.sleep(0.05)
     process.kill()
     process.wait()
-    run = Client().get_run("latest")  # reading reaps the dead run
+    assert Client().get_run("latest").status == "running"  # reading never writes
+    assert [r.id for r in Client().reap_dead_runs()] == [Client().get_run("latest").id]
+    run = Client().get_run("latest")
     assert run.status == "failed"
     assert "is gone" in (run.error or "")
     assert run.steps["quick"].status == "completed"

@@ -87,7 +87,7 @@ def test_export_then_load_round_trips_every_feature(tmp_path: Path) -> None:
     assert steps["warmup"]["parameters"] == {"n": 2}
 
 
-def test_long_form_parameters_stack_and_schedule(tmp_path: Path) -> None:
+def test_long_form_parameters_and_stack(tmp_path: Path) -> None:
     path = write(
         tmp_path,
         """
@@ -97,7 +97,6 @@ def test_long_form_parameters_stack_and_schedule(tmp_path: Path) -> None:
           ratio: {type: float, required: true}
           options: {a: 1}
         stack: default
-        schedule: "0 3 * * *"
         steps:
           load: {uses: "fixtures.yaml_steps:load", parameters: {n: "${n}"}}
         """,
@@ -108,10 +107,8 @@ def test_long_form_parameters_stack_and_schedule(tmp_path: Path) -> None:
     assert spec.parameters["ratio"].required
     assert spec.parameters["options"].default == {"a": 1}
     assert loaded.stack_name == "default"
-    assert loaded.schedule == {"cron": "0 3 * * *", "timezone": "UTC"}
     document = pipeline_to_document(loaded)
     assert document["parameters"]["ratio"] == {"type": "float", "required": True}
-    assert document["schedule"]["cron"] == "0 3 * * *"
     run = loaded(ratio=0.5)
     assert run.steps["load"].output().load() == [0, 1, 2]
 
@@ -145,7 +142,7 @@ def test_run_a_yaml_pipeline_like_any_pipeline(tmp_path: Path) -> None:
 
 
 def test_published_schema_accepts_the_examples() -> None:
-    jsonschema = pytest.importorskip("jsonschema")
+    import jsonschema
     import yaml
 
     schema = pipeline_schema()
@@ -241,8 +238,8 @@ MALFORMED: list[tuple[str, str, str]] = [
     ),
     (
         "name: x\nsteps:\n  load: {uses: 'fixtures.yaml_steps:load', settings: {retries: -1}}\n",
-        "pipeline.yaml:3:64",
-        "retries must be >= 0",
+        "pipeline.yaml:3:54",
+        "retries must be a number >= 0",
     ),
     (
         "name: x\nsteps:\n  load: {uses: 'fixtures.yaml_steps:load', settings: {cache: maybe}}\n",
@@ -250,9 +247,9 @@ MALFORMED: list[tuple[str, str, str]] = [
         "Input should be a valid boolean",
     ),
     (
-        "name: x\nschedule: {cron: 'every day'}\n" + VALID_STEPS,
-        "pipeline.yaml:2:18",
-        "is not a five-field cron expression",
+        "name: x\nschedule: '0 3 * * *'\n" + VALID_STEPS,
+        "pipeline.yaml:2:1",
+        "'schedule:' is not supported yet",
     ),
     (
         "name: x\nparameters:\n  n: {type: int, default: many}\n" + VALID_STEPS,
@@ -278,9 +275,7 @@ def test_malformed_pipeline_files(tmp_path: Path, text: str, where: str, message
         load_pipeline(path).compile()
     error = str(caught.value)
     assert message in error
-    assert f"{tmp_path / where}" in error or (
-        f"{path}:" in error and where.split(":", 1)[1] in error
-    )
+    assert f"{tmp_path / where}" in error
 
 
 CONFIGS: list[tuple[str, str, str]] = [

@@ -8,29 +8,75 @@ the metadata store.
 
 A flavor implements four small methods on an fsspec filesystem (``_exists``, ``_upload``,
 ``_download``, ``_remove``); the local flavor overrides publishing with a rename.
+
+Every failure of a remote store comes out as one ``ArtifactStoreError``; a store that cannot be
+reached (refused or timed-out connections, unknown hosts) is retried a bounded number of times,
+then reported as ``cannot reach artifact store <root>: <cause>`` and not asked again for
+``UNREACHABLE_SECONDS``, so a failing run's remaining writes fail at once instead of each waiting.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import socket
 import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from gristmill._hashing import new_hasher
-from gristmill.errors import ArtifactStoreError
+from gristmill._plugins import Flavor
+from gristmill.errors import ArtifactStoreError, GristmillError
 
 COMPLETE_MARKER = ".gristmill-complete"
 STAGING_MAX_AGE_SECONDS = 3600.0
 _swept_roots: set[str] = set()  # staging folders already swept by this process
 _CHUNK = 4 * 1024 * 1024
+_T = TypeVar("_T")
+
+# After a store was found unreachable, later operations fail at once for this long.
+UNREACHABLE_SECONDS = 10.0
+# Pauses between attempts to reach a store whose client does not retry by itself.
+RETRY_PAUSES = (0.2, 0.5)
+# Client-library errors meaning "could not connect", recognized by name (nothing is imported).
+_UNREACHABLE_ERRORS = frozenset(
+    {
+        "EndpointConnectionError",  # botocore
+        "ConnectTimeoutError",  # botocore, urllib3
+        "ConnectionClosedError",  # botocore
+        "ClientConnectorError",  # aiohttp
+        "ServerTimeoutError",  # aiohttp
+        "ServiceRequestError",  # azure-core
+        "TransportError",  # google-auth
+    }
+)
+
+
+def unreachable_cause(exc: BaseException) -> str | None:
+    """A one-line cause when ``exc`` (or an exception it came from) says the store could not
+    be reached: a refused or timed-out connection, an unknown host. None otherwise."""
+    current: BaseException | None = exc
+    for _ in range(8):  # chains are short; a cycle must not loop
+        if current is None:
+            return None
+        if (
+            isinstance(current, (ConnectionError, TimeoutError, socket.gaierror))
+            or type(current).__name__ in _UNREACHABLE_ERRORS
+        ):
+            return _one_line(exc)
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _one_line(exc: BaseException, limit: int = 300) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 @dataclass(frozen=True)
@@ -97,11 +143,14 @@ def hash_directory(directory: Path, known: Mapping[str, str] | None = None) -> t
     return tree.hexdigest(), total
 
 
-class ArtifactStore:
+class ArtifactStore(Flavor):
     """An artifact store on an fsspec filesystem rooted at ``root`` (a path or URL)."""
 
     flavor: ClassVar[str] = "fsspec"
     protocol: ClassVar[str | None] = None
+    # Attempts to reach the store per operation; flavors whose client retries (bounded) by
+    # itself set 1, so retries do not multiply.
+    connect_attempts: ClassVar[int] = 1 + len(RETRY_PAUSES)
 
     def __init__(
         self, root: str, *, trusted: bool = False, storage_options: dict[str, Any] | None = None
@@ -110,6 +159,8 @@ class ArtifactStore:
         self.trusted = trusted
         self.storage_options = dict(storage_options or {})
         self._fs: Any = None
+        # (monotonic time until which it is not asked again, the error) once found unreachable
+        self._unreachable: tuple[float, str] | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.root!r})"
@@ -121,6 +172,35 @@ class ArtifactStore:
 
             self._fs, _ = fsspec.core.url_to_fs(self.root, **self.storage_options)
         return self._fs
+
+    def _io(self, action: str, operation: Callable[[], _T]) -> _T:
+        """Run one operation on the filesystem: its failures become one ArtifactStoreError
+        (``could not <action>: ...``, or ``cannot reach artifact store ...``); an unreachable
+        store is tried ``connect_attempts`` times. FileNotFoundError is left to the caller."""
+        known = self._unreachable
+        if known is not None:
+            if time.monotonic() < known[0]:
+                raise ArtifactStoreError(known[1])
+            self._unreachable = None
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return operation()
+            except (GristmillError, FileNotFoundError, ImportError):
+                raise
+            except Exception as exc:
+                cause = unreachable_cause(exc)
+                if cause is None:
+                    raise ArtifactStoreError(f"could not {action}: {_one_line(exc)}") from exc
+                if attempt < self.connect_attempts:
+                    time.sleep(RETRY_PAUSES[min(attempt, len(RETRY_PAUSES)) - 1])
+                    continue
+                message = f"cannot reach artifact store {self.root}: {cause}"
+                self._unreachable = (time.monotonic() + UNREACHABLE_SECONDS, message)
+                # The cause is in the message; its chain (hundreds of lines of client-library
+                # frames) would only bury it.
+                raise ArtifactStoreError(message) from None
 
     # -- addresses ----------------------------------------------------------------------------
 
@@ -147,39 +227,41 @@ class ArtifactStore:
         ``known`` as for ``hash_directory``."""
         content_hash, size = hash_directory(staged, known)
         uri = self.content_uri(content_hash)
-        try:
+
+        def store() -> None:
             if not self._exists(f"{uri}/{COMPLETE_MARKER}"):
                 self._upload(staged, uri)
-        except OSError as exc:
-            raise ArtifactStoreError(f"could not store artifact data at {uri}: {exc}") from exc
+
+        self._io(f"store artifact data at {uri}", store)
         return StoredContent(uri, content_hash, size)
 
     def put_blob(self, key: str, data: bytes) -> str:
         """Store ``data`` at ``<root>/<key>`` unless something is there already (keys are
         content-addressed, so what is there is the same); returns the URI."""
         uri = f"{self.root}/{key}"
-        try:
+
+        def put() -> None:
             if not self.fs.exists(uri):
                 self.fs.makedirs(uri.rsplit("/", 1)[0], exist_ok=True)
                 self.fs.pipe_file(uri, data)
-        except OSError as exc:
-            raise ArtifactStoreError(f"could not write {uri}: {exc}") from exc
+
+        self._io(f"write {uri}", put)
         return uri
 
     def get_blob(self, key: str) -> bytes:
         uri = f"{self.root}/{key}"
         try:
-            return bytes(self.fs.cat_file(uri))
+            return self._io(f"read {uri}", lambda: bytes(self.fs.cat_file(uri)))
         except FileNotFoundError:
             raise ArtifactStoreError(f"{uri} does not exist in the artifact store") from None
 
     def write_text(self, uri: str, text: str) -> None:
-        try:
+        def write() -> None:
             self.fs.makedirs(uri.rsplit("/", 1)[0], exist_ok=True)
             with self.fs.open(uri, "w") as handle:
                 handle.write(text)
-        except OSError as exc:
-            raise ArtifactStoreError(f"could not write {uri}: {exc}") from exc
+
+        self._io(f"write {uri}", write)
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -189,7 +271,8 @@ class ArtifactStore:
         return uri.startswith(self.root + "/")
 
     def exists(self, uri: str) -> bool:
-        return self.holds(uri) and self._exists(f"{uri}/{COMPLETE_MARKER}")
+        marker = f"{uri}/{COMPLETE_MARKER}"
+        return self.holds(uri) and self._io(f"check {uri}", lambda: self._exists(marker))
 
     def local_directory(self, uri: str) -> Path:
         """A local directory holding the content at ``uri`` (downloaded once into a cache:
@@ -205,7 +288,11 @@ class ArtifactStore:
             )
         partial = target.with_name(f"{target.name}.{uuid.uuid4().hex}.partial")
         partial.parent.mkdir(parents=True, exist_ok=True)
-        self._download(uri, partial)
+        try:
+            self._io(f"read {uri}", lambda: self._download(uri, partial))
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
         (partial / COMPLETE_MARKER).touch()
         try:
             partial.rename(target)
@@ -214,9 +301,12 @@ class ArtifactStore:
         return target
 
     def read_text(self, uri: str) -> str:
-        try:
+        def read() -> str:
             with self.fs.open(uri, "r") as handle:
                 return str(handle.read())
+
+        try:
+            return self._io(f"read {uri}", read)
         except FileNotFoundError:
             raise ArtifactStoreError(f"{uri} does not exist in the artifact store") from None
 
@@ -261,6 +351,7 @@ class LocalArtifactStore(ArtifactStore):
     flavor = "local"
     protocol = "file"
     config_model = "gristmill.artifacts.configs:LocalArtifactStoreConfig"
+    requires = ()  # fsspec's local filesystem: a core dependency
     in_project = True  # without a root, it lives under the project's .gristmill/
 
     def __init__(

@@ -111,11 +111,7 @@ def load_artifact(ref: str, target: str | None) -> None:
         text = value if isinstance(value, str) else repr(value)
         sys.stdout.write(text + "\n")
         return
-    from gristmill.client import Client
-
-    client: Client = _client()
-    producer_run = client.store.get_run(av.run_id).stack if av.run_id else None
-    directory = client.artifact_store_for(producer_run).local_directory(av.uri)
+    directory = av.local_directory()
     files = [p for p in directory.rglob("*") if p.is_file() and not p.name.startswith(".gristmill")]
     destination = Path(target)
     if len(files) == 1 and not destination.is_dir():

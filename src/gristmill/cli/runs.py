@@ -1,4 +1,4 @@
-"""``gristmill runs list/show``, ``gristmill steps logs``, ``gristmill pipelines list``."""
+"""``gristmill runs list/show/reap``, ``gristmill steps logs``. Only ``runs reap`` writes."""
 
 from __future__ import annotations
 
@@ -106,7 +106,10 @@ def runs() -> None:
 def list_runs(
     pipeline: str | None, status: str | None, limit: int, offset: int, as_json: bool
 ) -> None:
-    """Runs, newest first."""
+    """Runs, newest first.
+
+    A run whose process died shows as running until `gristmill runs reap` (or the next
+    pipeline run) marks it failed: listing never changes the store."""
     client = _client()
     found = client.list_runs(pipeline=pipeline, status=status, limit=limit, offset=offset)
     if as_json:
@@ -178,6 +181,29 @@ def show_run(run: str, show_config: bool, show_packages: bool, as_json: bool) ->
         print_json(data)
         return
     render_run(found, show_config=show_config)
+
+
+@runs.command("reap")
+@click.option(
+    "--stale-after",
+    type=float,
+    help="Seconds without a heartbeat after which a run on another host is dead [default: 120].",
+)
+@json_option
+@handles_errors
+def reap_runs(stale_after: float | None, as_json: bool) -> None:
+    """Mark runs whose process died as failed: a process gone from this host, or a run on
+    another host with no heartbeat for two minutes. Their finished steps keep their outputs.
+    Running a pipeline does this too; reading runs never does."""
+    reaped = _client().reap_dead_runs(stale_after=stale_after)
+    if as_json:
+        print_json([r.to_dict() for r in reaped])
+        return
+    if not reaped:
+        console().print("No dead runs: every running run is alive.")
+        return
+    for r in reaped:
+        console().print(f"{r.name}  {status_text(r.status)}  [dim]{escape(r.error or '')}[/]")
 
 
 @click.group()

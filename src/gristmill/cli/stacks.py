@@ -218,7 +218,7 @@ def flavors(component_type: str | None, as_json: bool) -> None:
                 flavor_class(kind, name)
                 state = "ready"
             except MissingIntegrationError as exc:
-                state = f'needs pip install "gristmill[{exc.extra}]"'
+                state = f"needs {exc.pip}"
             found.append({"type": kind, "flavor": name, "state": state})
     if as_json:
         print_json(found)

@@ -79,7 +79,7 @@ def log_metadata(
     ``step_run=`` (id) or ``artifact_version=`` (id, ``NAME`` or ``NAME:VERSION``).
     Inside a step the values are written with the step's outputs, in the same transaction.
     """
-    from gristmill.store.sql import metadata_value
+    from gristmill.store.metadata_values import metadata_value
 
     values = dict(metadata)
     for key, value in values.items():

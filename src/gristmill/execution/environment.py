@@ -12,6 +12,7 @@ The slow parts run on a background thread while the steps run.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import subprocess
@@ -25,6 +26,7 @@ from gristmill._hashing import canonical_json, hash_bytes, hash_text
 from gristmill._source import is_user_module, main_module_name
 from gristmill.artifacts import ArtifactStore
 
+logger = logging.getLogger("gristmill")
 # Runs started within this many seconds of a git probe in the same folder reuse its answer
 # (a notebook or a loop of runs would otherwise spawn git twice per run).
 GIT_PROBE_TTL_SECONDS = 10.0
@@ -54,6 +56,7 @@ class EnvironmentProbe:
         self._basic = basic_environment()
         self._git: dict[str, Any] = {}
         self._packages: dict[str, Any] = {}
+        self._error: str | None = None  # why the package list could not be recorded
         self._thread = threading.Thread(
             target=self._probe, name="gristmill-environment", daemon=True
         )
@@ -64,25 +67,36 @@ class EnvironmentProbe:
         return dict(self._basic)
 
     def _probe(self) -> None:
-        self._git = _git_state(self._folder)
+        # Nothing may escape this thread: an unreachable store loses the package list (said
+        # once, at the run's end), not the run, and prints no thread traceback.
         try:
+            self._git = _git_state(self._folder)
             self._packages = _record_packages(self._store)
-        except OSError:  # an unwritable store loses the package list, not the run
-            self._packages = {}
+        except Exception as exc:
+            self._error = f"{type(exc).__name__}: {exc}"
 
     def result(self) -> dict[str, Any]:
         """The whole environment; snapshots the user's imported source files now, when every
         module the steps needed has been imported."""
         environment = dict(self._basic)
+        missing: list[tuple[str, str]] = []  # what is missing, why
         try:
             environment["code"] = snapshot_code(self._store)
-        except OSError:
-            pass
+        except Exception as exc:
+            missing.append(("code snapshot", f"{type(exc).__name__}: {exc}"))
         self._thread.join(timeout=30)
         if self._git:
             environment["git"] = self._git
         if self._packages:
             environment["packages"] = self._packages
+        elif self._error is not None:
+            missing.append(("package list", self._error))
+        if missing:  # one line: the cause is usually the same (an unreachable store)
+            logger.warning(
+                "the run is recorded without its %s: %s",
+                " and ".join(what for what, _ in missing),
+                missing[0][1],
+            )
         return environment
 
 

@@ -5,6 +5,7 @@ capturing logs), store its outputs and publish them with its metadata, then run 
 from __future__ import annotations
 
 import inspect
+import io
 import logging
 import sys
 import time
@@ -14,11 +15,18 @@ from typing import TYPE_CHECKING, Any
 
 from gristmill._source import import_source
 from gristmill.artifacts import load_artifact, save_artifact
-from gristmill.errors import GristmillError, PipelineDefinitionError
+from gristmill.errors import PipelineDefinitionError
 from gristmill.execution.caching import cache_key
 from gristmill.execution.context import StepContext, reset_context, set_context
 from gristmill.execution.logs import capture_logs
-from gristmill.store import CacheHit, Entity, NewArtifactVersion, Status, StepStart
+from gristmill.store import (
+    ArtifactVersionRecord,
+    CacheHit,
+    Entity,
+    NewArtifactVersion,
+    Status,
+    StepStart,
+)
 
 if TYPE_CHECKING:
     from gristmill.execution.plan import StepPlan
@@ -43,22 +51,65 @@ class StepOutcome:
     error: BaseException | None = None
 
 
+class _Progress:
+    """How far a step run got: enough to record its failure wherever it happens."""
+
+    __slots__ = ("attempts", "context", "logs", "start")
+
+    def __init__(self, start: StepStart) -> None:
+        self.start = start
+        self.context: StepContext | None = None
+        self.logs: io.StringIO | None = None
+        self.attempts = 0
+
+
 def launch_step(run: RunContext, step_id: str) -> StepOutcome:
-    """Run (or reuse from cache) one step invocation of a run and record it."""
+    """Run (or reuse from cache) one step invocation of a run and record it. Whatever fails
+    once the step run exists (resolving inputs, the cache lookup, the function, storing or
+    publishing outputs) ends with the step run ``failed`` and its error recorded;
+    KeyboardInterrupt and SystemExit are recorded, then let through."""
     plan = run.plan.steps[step_id]
+    progress = _Progress(
+        StepStart(
+            started_at=time.time(),
+            inputs={},
+            code_hash=plan.step.code_hash,
+            cache_key=None,
+            parameters=plan.parameters,
+        )
+    )
+    try:
+        status, outputs = _launch(run, plan, progress)
+    except BaseException as exc:
+        run.monitor.done(plan.step_run_id)
+        _record_failure(run, plan, progress, exc)
+        if not isinstance(exc, Exception):
+            raise  # KeyboardInterrupt, SystemExit: recorded, then let through
+        return StepOutcome(step_id, Status.FAILED, exc)
+    run.record_outputs(step_id, outputs)
+    if status == Status.COMPLETED:
+        _run_hook(plan.options.on_success, step_id, "on_success", None)
+    return StepOutcome(step_id, status)
+
+
+def _launch(
+    run: RunContext, plan: StepPlan, progress: _Progress
+) -> tuple[str, dict[str, ArtifactVersionRecord]]:
+    """Everything up to a published outcome; raises on any failure (``launch_step`` records
+    it). ``progress`` follows along so the failure is recorded with what was known."""
     store = run.store
-    started = time.time()
+    started = progress.start.started_at
     inputs = {arg: run.output_of(ref.step, ref.output) for arg, ref in plan.spec.inputs.items()}
     step = plan.step
     key = cache_key(
         code_hash=step.code_hash,
-        version=plan.version,
+        version=plan.options.version,
         parameters=plan.parameters,
         input_hashes={arg: av.content_hash for arg, av in inputs.items()},
         materializers=plan.materializers,
         settings=plan.result_settings(),
     )
-    start = StepStart(
+    progress.start = start = StepStart(
         started_at=started,
         inputs={arg: av.id for arg, av in inputs.items()},
         code_hash=step.code_hash,
@@ -66,26 +117,23 @@ def launch_step(run: RunContext, step_id: str) -> StepOutcome:
         parameters=plan.parameters,
     )
     if plan.reuse_from is not None:
-        run.record_outputs(
-            step_id, _publish_hit(run, plan, start, store.cache_hit_of(plan.reuse_from))
-        )
-        return StepOutcome(step_id, Status.CACHED)
-    hit = store.find_cached(key) if plan.cache else None
+        hit = store.cache_hit_of(plan.reuse_from)
+        return Status.CACHED, _publish_hit(run, plan, start, hit)
+    found = store.find_cached(key) if plan.cache else None
     if (
-        hit is not None
-        and set(hit.outputs) == set(plan.output_types)
-        and all(run.artifact_store.exists(av.uri) for av in hit.outputs.values())
+        found is not None
+        and set(found.outputs) == set(plan.output_types)
+        and all(run.artifact_store.exists(av.uri) for av in found.outputs.values())
     ):
-        run.record_outputs(step_id, _publish_hit(run, plan, start, hit))
-        return StepOutcome(step_id, Status.CACHED)
+        return Status.CACHED, _publish_hit(run, plan, start, found)
 
     # Shown as running only if it still runs after a moment: a quick step costs one write.
     run.monitor.running(plan.step_run_id, started)
-    context = StepContext(
+    progress.context = context = StepContext(
         run_id=run.plan.run_id,
         run_name=run.plan.run_name,
         pipeline_name=run.plan.spec.name,
-        step_name=step_id,
+        step_name=plan.id,
         step_run_id=plan.step_run_id,
         attempt=0,
         parameters=dict(plan.parameters),
@@ -93,40 +141,32 @@ def launch_step(run: RunContext, step_id: str) -> StepOutcome:
         artifact_store_root=run.artifact_store.root,
     )
     token = set_context(context)
-    attempts = 0
     try:
         with capture_logs(plan.enable_logs) as log_buffer:
-            try:
-                kwargs = dict(plan.parameters)
-                for arg, av in inputs.items():
-                    kwargs[arg] = load_artifact(
-                        run.artifact_store, av.uri, av.materializer, av.data_type, av.content_hash
-                    )
-                result, attempts = _call_with_retries(plan, context, kwargs)
-                values = _split_outputs(plan, result)
-                new_outputs = {}
-                for name, value in values.items():
-                    saved = save_artifact(
-                        run.artifact_store, value, where=f"step '{step_id}', output '{name}'"
-                    )
-                    context.output_uris[name] = saved.content.uri
-                    new_outputs[name] = NewArtifactVersion(
-                        artifact_name=_artifact_name(run, plan, name),
-                        uri=saved.content.uri,
-                        content_hash=saved.content.content_hash,
-                        materializer=saved.materializer,
-                        data_type=saved.data_type,
-                        size=saved.content.size,
-                        preview=saved.preview,
-                        metadata=saved.metadata,
-                    )
-            except BaseException as exc:
-                attempts = max(attempts, context.attempt, 1)
-                run.monitor.done(plan.step_run_id)
-                _record_failure(run, plan, start, context, exc, attempts, log_buffer.getvalue())
-                if not isinstance(exc, Exception):
-                    raise  # KeyboardInterrupt, SystemExit: recorded, then let through
-                return StepOutcome(step_id, Status.FAILED, exc)
+            progress.logs = log_buffer
+            kwargs = dict(plan.parameters)
+            for arg, av in inputs.items():
+                kwargs[arg] = load_artifact(
+                    run.artifact_store, av.uri, av.materializer, av.data_type, av.content_hash
+                )
+            result, progress.attempts = _call_with_retries(plan, context, kwargs)
+            values = _split_outputs(plan, result)
+            new_outputs = {}
+            for name, value in values.items():
+                saved = save_artifact(
+                    run.artifact_store, value, where=f"step '{plan.id}', output '{name}'"
+                )
+                context.output_uris[name] = saved.content.uri
+                new_outputs[name] = NewArtifactVersion(
+                    artifact_name=_artifact_name(run, plan, name),
+                    uri=saved.content.uri,
+                    content_hash=saved.content.content_hash,
+                    materializer=saved.materializer,
+                    data_type=saved.data_type,
+                    size=saved.content.size,
+                    preview=saved.preview,
+                    metadata=saved.metadata,
+                )
         logs_uri = _save_logs(run, plan, log_buffer.getvalue())
         run.monitor.done(plan.step_run_id)
         published = store.publish_step_run(
@@ -136,19 +176,17 @@ def launch_step(run: RunContext, step_id: str) -> StepOutcome:
             ended_at=time.time(),
             outputs=new_outputs,
             metadata=context.pending_metadata,
-            attempts=attempts,
+            attempts=progress.attempts,
             logs_uri=logs_uri,
         )
-        run.record_outputs(step_id, published)
-        _run_hook(plan.on_success, step_id, "on_success", None)
-        return StepOutcome(step_id, Status.COMPLETED)
     finally:
         reset_context(token)
+    return Status.COMPLETED, published
 
 
 def _publish_hit(
     run: RunContext, plan: StepPlan, start: StepStart, hit: CacheHit
-) -> dict[str, Any]:
+) -> dict[str, ArtifactVersionRecord]:
     """Record a step run that links an earlier one's outputs. The metrics the earlier run
     logged describe these outputs: they come along, so the new run reports its results."""
     logged = hit.metadata
@@ -219,42 +257,63 @@ def _artifact_name(run: RunContext, plan: StepPlan, output: str) -> str:
     return f"{run.plan.spec.name}.{plan.id}.{output}"
 
 
-def _save_logs(run: RunContext, plan: StepPlan, text: str) -> str | None:
+def _save_logs(
+    run: RunContext, plan: StepPlan, text: str, failure: BaseException | None = None
+) -> str | None:
     if not text:
         return None
     uri = run.artifact_store.logs_uri(run.plan.run_id, plan.id)
     try:
         run.artifact_store.write_text(uri, redact(text))
-    except (OSError, GristmillError) as exc:
-        logger.warning("could not save the logs of step '%s': %s", plan.id, exc)
+    except Exception as exc:  # logs are worth a warning, not the step's outcome
+        if failure is None or str(exc) != str(failure):  # the step's own error says it all
+            logger.warning("could not save the logs of step '%s': %s", plan.id, exc)
         return None
     return uri
 
 
 def _record_failure(
-    run: RunContext,
-    plan: StepPlan,
-    start: StepStart,
-    context: StepContext,
-    exc: BaseException,
-    attempts: int,
-    logs: str,
+    run: RunContext, plan: StepPlan, progress: _Progress, exc: BaseException
 ) -> None:
+    """Record the step run as failed with its error (and the logs it wrote). If the metadata
+    store cannot take it either, say so on the console: the run still ends (``finish``)."""
+    context = progress.context
+    attempts = max(progress.attempts, context.attempt, 1) if context is not None else 0
     error = redact("".join(traceback.format_exception(exc))[-_MAX_ERROR_CHARS:])
+    logs = progress.logs.getvalue() if progress.logs is not None else ""
     logs_uri = _save_logs(
-        run, plan, logs + ("\n" if logs and not logs.endswith("\n") else "") + error
+        run, plan, logs + ("\n" if logs and not logs.endswith("\n") else "") + error, exc
     )
-    run.store.fail_step_run(
-        plan.step_run_id,
-        start=start,
-        error=error,
-        ended_at=time.time(),
-        attempts=attempts,
-        logs_uri=logs_uri,
-        metadata=[m for m in context.pending_metadata if m[0] != Entity.ARTIFACT_VERSION],
-    )
+    try:
+        run.store.fail_step_run(
+            plan.step_run_id,
+            start=progress.start,
+            error=error,
+            ended_at=time.time(),
+            attempts=attempts,
+            logs_uri=logs_uri,
+            metadata=[]
+            if context is None
+            else [m for m in context.pending_metadata if m[0] != Entity.ARTIFACT_VERSION],
+        )
+    except Exception as record_exc:
+        logger.error(
+            "step '%s' failed (%s: %s) and that could not be recorded in the metadata store: "
+            "%s: %s",
+            plan.id,
+            type(exc).__name__,
+            redact(str(exc)),
+            type(record_exc).__name__,
+            redact(str(record_exc)),
+        )
     if isinstance(exc, Exception):
-        _run_hook(plan.on_failure, plan.id, "on_failure", exc)
+        # The hook sees the step's context, as the step did.
+        token = set_context(context) if context is not None else None
+        try:
+            _run_hook(plan.options.on_failure, plan.id, "on_failure", exc)
+        finally:
+            if token is not None:
+                reset_context(token)
 
 
 def _run_hook(hook: Any, step_id: str, kind: str, exc: BaseException | None) -> None:

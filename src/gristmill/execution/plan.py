@@ -4,6 +4,7 @@ the configuration), with messages that name the step, the argument and where it 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import typing
 import uuid
@@ -14,12 +15,19 @@ from typing import Any
 
 from gristmill._source import import_source, source_id
 from gristmill.artifacts.materializers.base import materializer_key
-from gristmill.config import RunConfig, StepConfig
 from gristmill.errors import (
     ConfigError,
     ParameterError,
     PipelineDefinitionError,
     did_you_mean,
+)
+from gristmill.options import (
+    INFRASTRUCTURE_SETTINGS,
+    STEP_DEFAULTS,
+    Retry,
+    RunConfig,
+    StepConfig,
+    StepOptions,
 )
 from gristmill.spec import (
     PipelineSpec,
@@ -29,7 +37,7 @@ from gristmill.spec import (
     referenced_param,
     unescape_literal,
 )
-from gristmill.steps import INFRASTRUCTURE_SETTINGS, Retry, Step
+from gristmill.steps import Step
 
 
 @dataclass
@@ -41,13 +49,8 @@ class StepPlan:
     step_run_id: str
     position: int
     parameters: dict[str, Any]
-    cache: bool
-    retries: Retry
-    enable_logs: bool
-    settings: dict[str, Any]
-    on_success: Any
-    on_failure: Any
-    version: str | None
+    # Resolved: every option chosen (defaults < step < spec < run configuration).
+    options: StepOptions
     output_types: dict[str, Any]
     materializers: dict[str, str]
     # Link the outputs of this earlier step run instead of running (``gristmill rerun --from``).
@@ -56,6 +59,22 @@ class StepPlan:
     @property
     def id(self) -> str:
         return self.spec.id
+
+    @property
+    def cache(self) -> bool:
+        return bool(self.options.cache)
+
+    @property
+    def retries(self) -> Retry:
+        return self.options.retries if isinstance(self.options.retries, Retry) else Retry()
+
+    @property
+    def enable_logs(self) -> bool:
+        return bool(self.options.enable_logs)
+
+    @property
+    def settings(self) -> dict[str, Any]:
+        return self.options.settings
 
     def result_settings(self) -> dict[str, Any]:
         """Settings that may change what the step computes (part of the cache key)."""
@@ -172,7 +191,6 @@ def _plan_step(
     where = f" ({spec.origin})" if spec.origin else ""
     overrides = overrides or StepConfig()
     declared = step.inputs
-    settings_from_spec = spec.settings
     # Parameter values: spec values (with ${param} resolved), then run-config overrides.
     values: dict[str, Any] = {}
     for name, raw in {**spec.parameters, **overrides.parameters}.items():
@@ -212,13 +230,10 @@ def _plan_step(
                 f"step '{spec.id}'{where}: '{step.name}' has no argument '{name}' for the input "
                 f"from step '{spec.inputs[name].step}'{did_you_mean(name, declared)}"
             )
-    options = step.options
-    cache = _first(overrides.cache, settings_from_spec.get("cache"), options.cache, enable_cache)
+    options = STEP_DEFAULTS.merged(StepOptions.from_spec(spec.settings)).merged(overrides)
     if not enable_cache:
-        cache = False
-    retries = Retry.coerce(
-        _first(overrides.retries, settings_from_spec.get("retries"), options.retries)
-    )
+        options = options.merged(StepOptions(cache=False))
+    options = _own_hooks(options, step.options)
     output_types = {name: out_type for name, (_, out_type) in step.output_types.items()}
     return StepPlan(
         spec=spec,
@@ -226,28 +241,7 @@ def _plan_step(
         step_run_id=uuid.uuid4().hex,
         position=position,
         parameters=values,
-        cache=bool(cache),
-        retries=retries,
-        enable_logs=bool(
-            _first(
-                overrides.enable_logs,
-                settings_from_spec.get("enable_logs"),
-                options.enable_logs,
-                True,
-            )
-        ),
-        settings={
-            **options.settings,
-            **settings_from_spec.get("settings", {}),
-            **overrides.settings,
-        },
-        on_success=_hook(
-            overrides.on_success, settings_from_spec.get("on_success"), options.on_success
-        ),
-        on_failure=_hook(
-            overrides.on_failure, settings_from_spec.get("on_failure"), options.on_failure
-        ),
-        version=_first(overrides.version, settings_from_spec.get("version"), options.version),
+        options=options,
         output_types=output_types,
         materializers={name: materializer_key(t) for name, t in output_types.items()},
     )
@@ -295,24 +289,15 @@ def _type_label(annotation: Any) -> str:
     return plain.__name__ if plain is not None else repr(annotation)
 
 
-def _hook(override: Any, in_spec: Any, declared: Any) -> Any:
-    """The hook to call: the step's own callable when the spec names that same callable (a
-    local function cannot be imported back by name), else the named one."""
-    if override is not None:
-        return override
-    if declared is not None and (
-        in_spec is None
-        or in_spec == (declared if isinstance(declared, str) else source_id(declared))
-    ):
-        return declared
-    return in_spec
-
-
-def _first(*values: Any) -> Any:
-    for value in values:
-        if value is not None:
-            return value
-    return None
+def _own_hooks(resolved: StepOptions, declared: StepOptions) -> StepOptions:
+    """The step's own hook callables where the resolved options name those same callables (a
+    local function cannot be imported back by its name)."""
+    own = {}
+    for kind in ("on_success", "on_failure"):
+        hook = getattr(declared, kind)
+        if callable(hook) and getattr(resolved, kind) == source_id(hook):
+            own[kind] = hook
+    return dataclasses.replace(resolved, **own) if own else resolved
 
 
 def _run_name(template: str | None, pipeline: str, run_id: str) -> str:

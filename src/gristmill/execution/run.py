@@ -3,6 +3,7 @@ heartbeat. Orchestrators drive a RunContext; they never touch the stores themsel
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -11,19 +12,24 @@ from collections.abc import Iterable
 from typing import Any
 
 from gristmill.artifacts import ArtifactStore
-from gristmill.errors import NotFoundError
+from gristmill.errors import NotFoundError, StoreError
 from gristmill.execution import logs
 from gristmill.execution.environment import EnvironmentProbe
-from gristmill.execution.launcher import StepOutcome, launch_step
+from gristmill.execution.launcher import StepOutcome, launch_step, redact
 from gristmill.execution.plan import RunPlan
+from gristmill.options import STEP_DEFAULTS
 from gristmill.project import Project
 from gristmill.stacks import Stack
-from gristmill.steps import Retry
 from gristmill.store import ArtifactVersionRecord, MetadataStore, RunRecord, Status, StepRunRecord
 from gristmill.store.base import HEARTBEAT_SECONDS
+from gristmill.store.ids import pipeline_version_id
 
 # How long a step runs before it is shown as running (a write the quick steps skip).
 RUNNING_MARK_DELAY = 0.1
+# The monitor thread says at most this often that it cannot write to the metadata store.
+MONITOR_WARNING_SECONDS = 60.0
+
+logger = logging.getLogger("gristmill")
 
 
 class RunListener:
@@ -70,9 +76,7 @@ class RunContext:
         plan = self.plan
         now = time.time()
         self._probe = EnvironmentProbe(self.artifact_store)
-        version_id = self.store.register_pipeline_version(
-            plan.spec.name, plan.spec.hash, plan.spec.to_json()
-        )
+        version_id = pipeline_version_id(plan.spec.name, plan.spec.hash)
         record = RunRecord(
             id=plan.run_id,
             name=plan.run_name,
@@ -89,6 +93,7 @@ class RunContext:
             config=resolved_config(plan),
             environment=self._probe.basic,
             tags=list(plan.config.tags),
+            spec_hash=plan.spec.hash,
         )
         steps = [
             StepRunRecord(
@@ -103,27 +108,42 @@ class RunContext:
             )
             for p in plan.steps.values()
         ]
-        self.store.create_run(record, steps)
+        # The pipeline version's rows are written with the run, in its transaction, if new.
+        self.store.create_run(record, steps, spec_json=plan.spec.to_json())
         # Held for the whole run, so each step only switches buffers.
         logs.install()
         self._logs_installed = True
         self.monitor.start()
 
     def finish(self, *, error: str | None = None, interrupted: bool = False) -> str:
-        """Stop what never ran, set the run's final status and return it."""
+        """Stop what never ran, set the run's final status and return it. A metadata store
+        that fails here is reported, and the run still ends in this process; if it cannot
+        take the run's final status either, a StoreError says so (the stale heartbeat then
+        marks the run failed)."""
         self.monitor.stop()
         if self._logs_installed:
             logs.uninstall()
             self._logs_installed = False
-        self._collect_remote_outcomes()
-        never_ran = [s for s in self.plan.order if s not in self.outcomes]
-        if never_ran:
-            reason = (
-                "the run was interrupted"
-                if interrupted
-                else (error or "the run ended before this step ran")
+        try:
+            self._collect_remote_outcomes()
+            never_ran = [s for s in self.plan.order if s not in self.outcomes]
+            if never_ran:
+                reason = (
+                    "the run was interrupted"
+                    if interrupted
+                    else (error or "the run ended before this step ran")
+                )
+                self.skip(never_ran, reason)
+        except Exception as exc:
+            logger.error(
+                "could not record the steps of run %s that never ran: %s: %s",
+                self.plan.run_name,
+                type(exc).__name__,
+                redact(str(exc)),
             )
-            self.skip(never_ran, reason)
+            with self._lock:
+                for step_id in self.plan.order:
+                    self.outcomes.setdefault(step_id, StepOutcome(step_id, Status.STOPPED))
         statuses = {o.status for o in self.outcomes.values()}
         if interrupted:
             status = Status.STOPPED
@@ -138,24 +158,30 @@ class RunContext:
             error = f"step '{failed[0].step_id}' failed: {type(failed[0].error).__name__}: {failed[0].error}"
         environment = self._probe.result() if self._probe is not None else None
         if error is not None:
-            from gristmill.execution.launcher import redact
-
             error = redact(error)
-        self.store.finish_run(
-            self.plan.run_id,
-            status=status,
-            ended_at=time.time(),
-            error=error,
-            environment=environment,
-        )
+        try:
+            self.store.finish_run(
+                self.plan.run_id,
+                status=status,
+                ended_at=time.time(),
+                error=error,
+                environment=environment,
+            )
+        except Exception as exc:
+            raise StoreError(
+                f"run {self.plan.run_name} ended {status}"
+                + (f" ({error})" if error else "")
+                + f", but the metadata store could not record it: {type(exc).__name__}: "
+                + redact(str(exc))
+            ) from exc
         return status
 
     @classmethod
     def attach(cls, run_ref: str, *, project: Project) -> RunContext:
         """The context of a run recorded (and started) elsewhere, to launch some of its steps
         in this process: same plan, same step run ids, same stack."""
-        from gristmill.config import RunConfig
         from gristmill.execution.plan import compile_run
+        from gristmill.options import RunConfig
         from gristmill.spec import PipelineSpec
 
         store = project.store()
@@ -207,10 +233,11 @@ class RunContext:
         step_ids = [s for s in step_ids if s not in self.outcomes]
         if not step_ids:
             return
-        self.store.stop_step_runs(self.plan.run_id, step_ids, reason=reason, at=time.time())
+        # Known here first: if the store fails, the run still knows these will not run.
         with self._lock:
             for step_id in step_ids:
                 self.outcomes[step_id] = StepOutcome(step_id, Status.STOPPED)
+        self.store.stop_step_runs(self.plan.run_id, step_ids, reason=reason, at=time.time())
         for step_id in step_ids:
             for listener in self.listeners:
                 listener.step_finished(step_id=step_id, status=Status.STOPPED)
@@ -251,23 +278,10 @@ def resolved_config(plan: RunPlan) -> dict[str, Any]:
     Per step, only the options that differ from the defaults (cache on, no retries, logs on,
     no settings, no version): a 10,000-step run would otherwise carry megabytes of defaults.
     Each step's resolved parameters are recorded with its step run."""
-    defaults = {
-        "cache": True,
-        "retries": Retry().to_dict(),
-        "enable_logs": True,
-        "settings": {},
-        "version": None,
-    }
+    defaults = STEP_DEFAULTS.to_spec()
     resolved_steps = {}
     for step_id, p in plan.steps.items():
-        options = {
-            "cache": p.cache,
-            "retries": p.retries.to_dict(),
-            "enable_logs": p.enable_logs,
-            "settings": p.settings,
-            "version": p.version,
-        }
-        changed = {k: v for k, v in options.items() if v != defaults[k]}
+        changed = {k: v for k, v in p.options.to_spec().items() if v != defaults.get(k)}
         if changed:
             resolved_steps[step_id] = changed
     return {
@@ -314,6 +328,7 @@ class _Monitor:
 
     def _loop(self) -> None:
         next_beat = time.monotonic() + HEARTBEAT_SECONDS
+        warned_at = -MONITOR_WARNING_SECONDS
         while not self._stop.wait(RUNNING_MARK_DELAY):
             now = time.monotonic()
             with self._lock:
@@ -324,7 +339,18 @@ class _Monitor:
                 for step_run_id, started_at in ready:
                     self._store.mark_running(step_run_id, started_at=started_at)
                 if now >= next_beat:
-                    self._store.heartbeat(self._run_id, time.time())
+                    # Set first: a store that fails is not asked again every tick.
                     next_beat = now + HEARTBEAT_SECONDS
-            except Exception:  # a missed mark or beat is not worth failing the run for
-                continue
+                    self._store.heartbeat(self._run_id, time.time())
+            except Exception as exc:
+                # A missed mark or beat is not worth failing the run for, but worth saying
+                # (rate-limited): without beats the run is taken for dead after a while.
+                if now - warned_at >= MONITOR_WARNING_SECONDS:
+                    warned_at = now
+                    logger.warning(
+                        "could not update run %s in the metadata store (heartbeat, running "
+                        "mark): %s: %s",
+                        self._run_id[:12],
+                        type(exc).__name__,
+                        redact(str(exc)),
+                    )

@@ -8,10 +8,11 @@ from __future__ import annotations
 import abc
 from typing import Any, ClassVar
 
+from gristmill._plugins import Flavor
 from gristmill.execution import RunContext
 
 
-class Orchestrator(abc.ABC):
+class Orchestrator(Flavor, abc.ABC):
     flavor: ClassVar[str]
 
     def __init__(self, **config: Any) -> None:

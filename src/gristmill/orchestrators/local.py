@@ -8,6 +8,7 @@ from gristmill.orchestrators.base import Orchestrator
 
 class LocalOrchestrator(Orchestrator):
     flavor = "local"
+    config_model = None  # takes no settings
 
     def _run(self, run: RunContext) -> None:
         for step_id in run.plan.order:

@@ -19,6 +19,7 @@ DEFAULT_MAX_WORKERS = 32
 class ParallelOrchestrator(Orchestrator):
     flavor = "local_parallel"
     config_model = "gristmill.orchestrators.configs:ParallelOrchestratorConfig"
+    requires = ()  # the standard library only
 
     def __init__(self, *, max_workers: int = DEFAULT_MAX_WORKERS, **config: Any) -> None:
         super().__init__(**config)

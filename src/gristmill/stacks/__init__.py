@@ -1,24 +1,30 @@
 """Stacks: a named set of components (orchestrator, artifact store, ...), each a flavor plus
 its settings, stored in the metadata store. Component classes are looked up through entry
-points, so this package never imports an orchestrator module itself."""
+points, so this package never imports an orchestrator module itself; every component is
+built by ``flavors.instantiate``."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gristmill._plugins import load_plugin
 from gristmill.artifacts import ArtifactStore
-from gristmill.errors import ConfigError
-from gristmill.stacks.flavors import COMPONENT_TYPES
+from gristmill.errors import ConfigError, describe_value
+from gristmill.stacks.flavors import COMPONENT_TYPES, Resolver, check_type, instantiate
 from gristmill.store import MetadataStore, NotFoundError, StackRecord
 
 DEFAULT_STACK = "default"
 DEFAULT_COMPONENT = "local"
 
-# Turns the secret references in a component's settings into values.
-Resolver = Callable[[Mapping[str, Any], str], dict[str, Any]]
+__all__ = [
+    "DEFAULT_COMPONENT",
+    "DEFAULT_STACK",
+    "Component",
+    "Resolver",
+    "Stack",
+    "load_stack",
+]
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,48 @@ class Component:
     name: str
     flavor: str
     config: dict[str, Any] = field(default_factory=dict)
+    # True when the settings were validated against the flavor's model on their way in
+    # (components read from the store or from a run's record); False for settings given in
+    # code, which ``build`` validates first.
+    validated: bool = field(default=False, compare=False, repr=False)
+
+    @classmethod
+    def from_options(cls, component_type: str, options: Mapping[str, Any]) -> Component:
+        """A component given in code, e.g. ``with_options(orchestrator={"flavor":
+        "local_parallel", "max_workers": 4})``: ``flavor`` plus the flavor's settings."""
+        check_type(component_type)
+        where = f"with_options({component_type}=...)"
+        if not isinstance(options, Mapping):
+            raise ConfigError(
+                f"{where} takes a mapping like {{'flavor': 'local_parallel', 'max_workers': 4}}, "
+                f"not {describe_value(options)}"
+            )
+        settings = dict(options)
+        flavor = settings.pop("flavor", None)
+        if not isinstance(flavor, str) or not flavor:
+            raise ConfigError(
+                f"{where} needs the flavor, e.g. {{'flavor': 'local_parallel', 'max_workers': 4}}; "
+                f"`gristmill component flavors {component_type}` lists them"
+            )
+        return cls(component_type, flavor, flavor, settings)
+
+    def build(
+        self,
+        *,
+        resolve: Resolver | None = None,
+        defaults: Mapping[str, Any] | None = None,
+        overrides: Mapping[str, Any] | None = None,
+    ) -> Any:
+        """The ready component (see ``flavors.instantiate``)."""
+        return instantiate(
+            self.type,
+            self.flavor,
+            {**self.config, **(overrides or {})},
+            name=self.name,
+            resolve=resolve,
+            defaults=defaults,
+            validated=self.validated and not overrides,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -71,20 +119,11 @@ class Stack:
         overrides: dict[str, Any],
         defaults: dict[str, Any] | None = None,
     ) -> Any:
-        component = self.component(kind)
-        cls = load_plugin(kind, component.flavor)
-        # Project defaults (the local store's folder) only for flavors that live in the project.
-        defaults = defaults if getattr(cls, "in_project", False) else {}
-        config = {**(defaults or {}), **component.config, **overrides}
-        if resolve is not None:
-            config = resolve(config, f"{kind.replace('_', ' ')} '{component.name}'")
-        try:
-            return cls(**config)
-        except TypeError as exc:
-            raise ConfigError(
-                f"{kind.replace('_', ' ')} '{component.name}' (flavor {component.flavor}) does not accept "
-                f"its settings {sorted(config)}: {exc}"
-            ) from exc
+        return self.component(kind).build(resolve=resolve, defaults=defaults, overrides=overrides)
+
+    def with_component(self, component: Component) -> Stack:
+        """This stack with ``component`` in place of the one of its type."""
+        return Stack(self.name, {**self.components, component.type: component})
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -95,7 +134,10 @@ class Stack:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Stack:
         components = {
-            kind: Component(c["type"], c["name"], c["flavor"], dict(c.get("config", {})))
+            # A run's record: the settings it ran with were validated before it ran.
+            kind: Component(
+                c["type"], c["name"], c["flavor"], dict(c.get("config", {})), validated=True
+            )
             for kind, c in data.get("components", {}).items()
         }
         return cls(data.get("name", DEFAULT_STACK), components)
@@ -103,7 +145,7 @@ class Stack:
     @classmethod
     def from_record(cls, record: StackRecord) -> Stack:
         components = {
-            kind: Component(kind, c.name, c.flavor, dict(c.config))
+            kind: Component(kind, c.name, c.flavor, dict(c.config), validated=True)
             for kind, c in record.components.items()
         }
         return cls(record.name, components)

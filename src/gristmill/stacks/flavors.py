@@ -1,18 +1,44 @@
-"""Component types and their flavors. A flavor is a class registered in the entry-point group
-of its type; it declares its settings as a pydantic model (``config_model``, a
-``module:Class`` path imported only to validate) and the packages it needs (``requires`` and
-the pip ``extra`` that installs them)."""
+"""Component types and their flavors, and the one path from a flavor name and settings to a
+ready component: ``flavor_class`` (the flavor exists, imports, and its packages are installed)
+→ ``validate_config`` (settings checked against the flavor's pydantic model) → ``instantiate``
+(secrets resolved, the class called). ``gristmill component register``, stacks and
+``with_options(orchestrator=...)`` all go through it, so a missing extra is always
+MissingIntegrationError with the pip line and an unknown setting always a ConfigError.
+
+A flavor is a ``Flavor`` subclass registered in the entry-point group of its type (or, in one
+process, with ``register_flavor``); its class attributes say what it needs."""
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gristmill._plugins import GROUPS, entry_points, load_plugin
+from gristmill._plugins import GROUPS, Flavor, entry_points, register, unregister
 from gristmill.errors import ConfigError, MissingIntegrationError, did_you_mean
+
+if TYPE_CHECKING:
+    from pydantic import BaseModel
+
+__all__ = [
+    "COMPONENT_TYPES",
+    "ComponentType",
+    "Flavor",
+    "check_type",
+    "config_model",
+    "describe_flavor",
+    "flavor_class",
+    "flavor_names",
+    "instantiate",
+    "register_flavor",
+    "unregister_flavor",
+    "validate_config",
+]
+
+# Turns the secret references in settings into values: (settings, where) → resolved settings.
+Resolver = Callable[[Mapping[str, Any], str], dict[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -53,10 +79,32 @@ def flavor_names(component_type: str) -> list[str]:
     return sorted(entry_points(GROUPS[component_type]))
 
 
-def flavor_class(component_type: str, flavor: str) -> Any:
-    """The class of a flavor, after checking that the packages it needs are installed."""
+def register_flavor(component_type: str, flavor: str, cls: type[Flavor]) -> None:
+    """Make ``cls`` the ``flavor`` of ``component_type`` in this process, as an installed
+    entry point would (tests, notebooks, plugins not packaged yet)."""
     check_type(component_type)
-    if flavor not in entry_points(GROUPS[component_type]):
+    register(component_type, flavor, cls)
+
+
+def unregister_flavor(component_type: str, flavor: str) -> None:
+    """Forget a flavor given to ``register_flavor``."""
+    check_type(component_type)
+    unregister(component_type, flavor)
+
+
+def _label(component_type: str, flavor: str, name: str | None = None) -> str:
+    kind = component_type.replace("_", " ")
+    if name and name != flavor:
+        return f"{kind} '{name}' (flavor {flavor})"
+    return f"the {kind} flavor '{flavor}'"
+
+
+def flavor_class(component_type: str, flavor: str) -> type[Flavor]:
+    """The class of a flavor, after checking that it imports and that the packages it needs
+    are installed (MissingIntegrationError with the pip line when not)."""
+    check_type(component_type)
+    found = entry_points(GROUPS[component_type])
+    if flavor not in found:
         available = flavor_names(component_type)
         hint = (
             did_you_mean(flavor, available)
@@ -66,61 +114,90 @@ def flavor_class(component_type: str, flavor: str) -> Any:
             )
         )
         raise ConfigError(f"unknown {component_type.replace('_', ' ')} flavor '{flavor}'{hint}")
-    cls = load_plugin(component_type, flavor)
-    for module in getattr(cls, "requires", ()):
-        if importlib.util.find_spec(module) is None:
+    entry = found[flavor]
+    try:
+        cls = entry.load()
+    except ImportError as exc:
+        # A plugin module that imports its package at the top: the same error as `requires`.
+        if isinstance(exc, MissingIntegrationError):
+            raise
+        dist = getattr(getattr(entry, "dist", None), "name", None)
+        third_party = dist is not None and dist.lower() != "gristmill"
+        raise MissingIntegrationError(
+            exc.name or str(exc),
+            flavor,
+            _label(component_type, flavor),
+            requirement=dist if third_party else None,
+        ) from exc
+    if not (isinstance(cls, type) and issubclass(cls, Flavor)):
+        raise ConfigError(
+            f"{_label(component_type, flavor)} is registered as {entry.value}, which is not a "
+            "flavor class: subclass gristmill.stacks.flavors.Flavor (or Orchestrator, "
+            "ArtifactStore) and declare its config_model, requires and extra"
+        )
+    for module in cls.requires:
+        if not _importable(module):
             raise MissingIntegrationError(
-                module,
-                getattr(cls, "extra", flavor),
-                f"the {component_type.replace('_', ' ')} flavor '{flavor}'",
+                module, cls.extra or flavor, _label(component_type, flavor)
             )
     return cls
 
 
-def config_model(cls: Any) -> Any:
-    """The pydantic model of a flavor's settings (None when it has none)."""
-    path = getattr(cls, "config_model", None)
-    if not path:
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a dotted name whose parent package is missing
+        return False
+
+
+def config_model(cls: type[Flavor]) -> type[BaseModel] | None:
+    """The pydantic model of a flavor's settings (None when it takes none)."""
+    if not cls.config_model:
         return None
-    module, _, name = path.partition(":")
-    return getattr(importlib.import_module(module), name)
+    module, _, name = cls.config_model.partition(":")
+    model: type[BaseModel] = getattr(importlib.import_module(module), name)
+    return model
 
 
-def validate_config(component_type: str, flavor: str, config: Mapping[str, Any]) -> dict[str, Any]:
+def validate_config(
+    component_type: str, flavor: str, config: Mapping[str, Any], *, name: str | None = None
+) -> dict[str, Any]:
     """Check settings against the flavor's model; returns them as given (with values coerced
     to their declared types). Secret references (``{{ secret.NAME.KEY }}``) stay as they are."""
     from pydantic import ValidationError
 
+    from gristmill._yaml import plain_problem
     from gristmill.stacks.secrets import has_reference
 
     cls = flavor_class(component_type, flavor)
+    label = _label(component_type, flavor, name)
     model = config_model(cls)
     if model is None:
         if config:
             raise ConfigError(
-                f"the {component_type.replace('_', ' ')} flavor '{flavor}' takes no settings"
+                f"{label} takes no settings, but was given {', '.join(map(repr, sorted(config)))}"
             )
         return {}
-    for name in getattr(cls, "secret_fields", ()):
-        value = config.get(name)
+    for field in cls.secret_fields:
+        value = config.get(field)
         if isinstance(value, str) and not has_reference(value):
             raise ConfigError(
-                f"'{name}' is a credential: keep it in a secret, not in the component's settings. "
-                f"`gristmill secret create NAME {name}=...`, then {name}='{{{{ secret.NAME.{name} }}}}'"
+                f"'{field}' is a credential: keep it in a secret, not in the settings of {label}. "
+                f"`gristmill secret create NAME {field}=...`, then {field}='{{{{ secret.NAME.{field} }}}}'"
             )
     unknown = [k for k in config if k not in model.model_fields]
     if unknown:
         raise ConfigError(
-            f"the {component_type.replace('_', ' ')} flavor '{flavor}' has no setting '{unknown[0]}'"
-            f"{did_you_mean(unknown[0], model.model_fields)}"
+            f"{label} has no setting '{unknown[0]}'{did_you_mean(unknown[0], model.model_fields)}"
         )
     try:
         validated = model.model_validate(dict(config))
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise ConfigError(
-            f"invalid settings for {component_type.replace('_', ' ')} flavor '{flavor}': {problems}"
-        ) from None
+        problems = "; ".join(
+            f"setting '{'.'.join(map(str, e['loc'])) or '?'}' {plain_problem(e, model, e['loc'])}"
+            for e in exc.errors()
+        )
+        raise ConfigError(f"invalid settings for {label}: {problems}") from None
     coerced = validated.model_dump(mode="json")
     result = {}
     for key, value in config.items():
@@ -129,6 +206,41 @@ def validate_config(component_type: str, flavor: str, config: Mapping[str, Any])
         else:
             result[key] = coerced.get(key, value)
     return result
+
+
+def instantiate(
+    component_type: str,
+    flavor: str,
+    config: Mapping[str, Any],
+    *,
+    name: str | None = None,
+    resolve: Resolver | None = None,
+    defaults: Mapping[str, Any] | None = None,
+    validated: bool = False,
+) -> Any:
+    """A ready component: the flavor's class (packages checked), its settings validated
+    (skipped when ``validated``: settings read back from the store were validated when they
+    were saved, and the run path stays free of pydantic), project ``defaults`` for flavors that
+    live in the project, secret references resolved, and the class called."""
+    cls = flavor_class(component_type, flavor)
+    label = _label(component_type, flavor, name)
+    settings = dict(config)
+    if not validated:
+        settings = validate_config(component_type, flavor, settings, name=name)
+    if defaults and cls.in_project:
+        settings = {**defaults, **settings}
+    if resolve is not None:
+        settings = resolve(settings, label)
+    try:
+        return cls(**settings)
+    except TypeError as exc:
+        raise ConfigError(
+            f"{label} does not accept its settings {sorted(settings)}: {exc}"
+        ) from exc
+    except ImportError as exc:
+        if isinstance(exc, MissingIntegrationError):
+            raise
+        raise MissingIntegrationError(exc.name or str(exc), cls.extra or flavor, label) from exc
 
 
 def describe_flavor(component_type: str, flavor: str) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from gristmill.errors import ConfigError, GristmillError, NotFoundError
+from gristmill.errors import ConfigError, NotFoundError, SecretError
 from gristmill.store import MetadataStore
 
 REFERENCE = re.compile(r"\{\{\s*secret\.([A-Za-z0-9_\-]+)\.([A-Za-z0-9_\-]+)\s*\}\}")
@@ -28,10 +28,6 @@ KEY_FILE = "secrets.key"
 _MASK = "***"
 _known_values: set[str] = set()
 _known_lock = threading.Lock()
-
-
-class SecretError(GristmillError, PermissionError):
-    """A secret cannot be read (wrong key) or is malformed."""
 
 
 def has_reference(text: str) -> bool:

@@ -1,10 +1,20 @@
-"""The metadata store: the ``MetadataStore`` interface, plain records, and its SQL
-implementation. Knows nothing of artifacts' bytes or of execution."""
+"""The metadata store: its capability interfaces (``RunWriter``, ``RunReader``,
+``LineageReader``, ``StackCatalog``, ``SecretVault``; ``MetadataStore`` is all of them), plain
+records, derived ids, and ``open_store``. Knows nothing of artifacts' bytes or of execution;
+SQLAlchemy is imported only when a SQL store is opened."""
 
 from __future__ import annotations
 
 from gristmill.errors import NotFoundError
-from gristmill.store.base import MetadataStore
+from gristmill.store.base import (
+    LineageReader,
+    MetadataStore,
+    RunReader,
+    RunWriter,
+    SecretVault,
+    StackCatalog,
+    safe_url,
+)
 from gristmill.store.records import (
     ArtifactVersionRecord,
     CacheHit,
@@ -28,18 +38,24 @@ __all__ = [
     "ComponentRecord",
     "Entity",
     "LineageGraph",
+    "LineageReader",
     "MetadataRecord",
     "MetadataStore",
     "NewArtifactVersion",
     "NotFoundError",
     "PipelineRecord",
+    "RunReader",
     "RunRecord",
+    "RunWriter",
     "SecretRecord",
+    "SecretVault",
+    "StackCatalog",
     "StackRecord",
     "Status",
     "StepRunRecord",
     "StepStart",
     "open_store",
+    "safe_url",
 ]
 
 

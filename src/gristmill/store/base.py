@@ -1,5 +1,8 @@
-"""The metadata store interface: everything gristmill records or reads goes through these
-methods, whether the store is a database (``SQLStore``) or a gristmill server."""
+"""The metadata store interface, one small ABC per capability (writing runs, reading them,
+lineage, stacks and components, secrets); ``MetadataStore`` is all of them. Everything
+gristmill records or reads goes through these, whether the store is a database (``SQLStore``)
+or a gristmill server. No SQLAlchemy here: implementations wrap their own errors into
+``StoreError`` / ``NotFoundError`` before they cross this interface."""
 
 from __future__ import annotations
 
@@ -27,21 +30,19 @@ STALE_AFTER_SECONDS = 120.0
 HEARTBEAT_SECONDS = 30.0
 
 
-class MetadataStore(abc.ABC):
-    """Records runs, step runs, artifact versions, lineage edges and metadata."""
-
-    url: str
-
-    # -- writing a run ------------------------------------------------------------------------
+class RunWriter(abc.ABC):
+    """Records runs as they happen: the run and its steps, cache lookups, each step's outcome
+    with its outputs and metadata, heartbeats, and runs whose process died."""
 
     @abc.abstractmethod
-    def register_pipeline_version(self, name: str, spec_hash: str, spec_json: str) -> str:
-        """Id of the pipeline version with this spec hash, created if new (a store may write
-        the row with the first run that uses it, in ``create_run``)."""
-
-    @abc.abstractmethod
-    def create_run(self, run: RunRecord, step_runs: Sequence[StepRunRecord]) -> None:
-        """Insert a run and its step runs (all ``pending``) in one transaction."""
+    def create_run(
+        self, run: RunRecord, step_runs: Sequence[StepRunRecord], *, spec_json: str
+    ) -> None:
+        """Insert a run and its step runs (all ``pending``) in one transaction, together with
+        its pipeline and pipeline version if they are new (``run.pipeline_name``,
+        ``run.spec_hash`` and the spec's JSON). ``run.pipeline_version_id`` must be
+        ``ids.pipeline_version_id(run.pipeline_name, run.spec_hash)``. StoreError if the run's
+        name is taken."""
 
     @abc.abstractmethod
     def mark_running(self, step_run_id: str, *, started_at: float) -> None:
@@ -119,7 +120,10 @@ class MetadataStore(abc.ABC):
         """Mark runs whose process died (stale heartbeat, or a dead pid on this host) as
         ``failed``; returns their ids."""
 
-    # -- reading ------------------------------------------------------------------------------
+
+class RunReader(abc.ABC):
+    """Reads pipelines, runs, step runs, their inputs and outputs, artifact versions, metadata
+    and where logs are. A lookup that finds nothing raises NotFoundError."""
 
     @abc.abstractmethod
     def get_run(self, ref: str) -> RunRecord:
@@ -175,9 +179,6 @@ class MetadataStore(abc.ABC):
     def get_logs_uri(self, step_run_id: str) -> str | None: ...
 
     @abc.abstractmethod
-    def lineage(self, artifact_version_id: str, *, direction: str = "upstream") -> LineageGraph: ...
-
-    @abc.abstractmethod
     def list_pipelines(self) -> list[PipelineRecord]: ...
 
     @abc.abstractmethod
@@ -187,7 +188,18 @@ class MetadataStore(abc.ABC):
     def get_pipeline_spec(self, pipeline_version_id: str) -> str:
         """The spec JSON of a pipeline version."""
 
-    # -- stacks, components, secrets --------------------------------------------------------
+
+class LineageReader(abc.ABC):
+    """Walks the lineage edges (step run inputs and outputs) from one artifact version."""
+
+    @abc.abstractmethod
+    def lineage(self, artifact_version_id: str, *, direction: str = "upstream") -> LineageGraph:
+        """Everything reached from the version, ``upstream`` (what it was made from) or
+        ``downstream`` (what was made from it); NotFoundError for an unknown version."""
+
+
+class StackCatalog(abc.ABC):
+    """Registered stack components (by type and name) and the stacks made of them."""
 
     @abc.abstractmethod
     def save_component(
@@ -203,7 +215,7 @@ class MetadataStore(abc.ABC):
 
     @abc.abstractmethod
     def delete_component(self, type: str, name: str) -> None:
-        """Refused while a stack uses the component."""
+        """Refused (StoreError) while a stack uses the component."""
 
     @abc.abstractmethod
     def save_stack(self, name: str, components: Mapping[str, str]) -> StackRecord:
@@ -218,6 +230,10 @@ class MetadataStore(abc.ABC):
     @abc.abstractmethod
     def delete_stack(self, name: str) -> None: ...
 
+
+class SecretVault(abc.ABC):
+    """Named secrets, kept as ciphertext: the store never sees their values."""
+
     @abc.abstractmethod
     def save_secret(self, name: str, keys: Sequence[str], ciphertext: str) -> None: ...
 
@@ -230,5 +246,22 @@ class MetadataStore(abc.ABC):
     @abc.abstractmethod
     def delete_secret(self, name: str) -> None: ...
 
-    def close(self) -> None:  # noqa: B027 - optional: stores without resources keep it
+
+class MetadataStore(RunWriter, RunReader, LineageReader, StackCatalog, SecretVault):
+    """Every capability of a metadata store, at one URL. A new feature (model registry,
+    deployments, users) adds a capability interface here rather than growing another one."""
+
+    url: str
+
+    def close(self) -> None:
         """Release connections."""
+
+
+def safe_url(url: str) -> str:
+    """The URL without its password, for messages and listings."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}" if ":" in creds else url
+    return url

@@ -3,19 +3,24 @@
 ``temporary_project()`` gives a real project (SQLite metadata store and local artifact store)
 in a temporary folder, so pipeline tests need no setup; with pytest, the ``gristmill_project``
 fixture (registered by the ``gristmill`` pytest plugin) does the same per test.
+``write_module()`` writes a user module and imports it afresh, for tests that change code.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
+import sys
 import tempfile
+import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 
 from gristmill.project import Project, close_stores
 
-__all__ = ["temporary_project"]
+__all__ = ["temporary_project", "write_module"]
 
 _ENV = ("GRISTMILL_PROJECT", "GRISTMILL_STORE_URL", "GRISTMILL_STACK", "GRISTMILL_CACHE_DIR")
 
@@ -42,3 +47,24 @@ def temporary_project(path: str | Path | None = None) -> Iterator[Project]:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
+
+
+def write_module(folder: str | Path, name: str, source: str) -> ModuleType:
+    """Write ``folder/<name>.py`` (``source`` dedented) and import it afresh; ``folder`` must be
+    on ``sys.path``.
+
+    A rewrite can land in the same second (or clock tick) with source of the same length, and
+    every cache that checks a file by modification time and size would then keep the old code:
+    the ``.pyc`` (whole seconds and size), ``linecache`` behind ``inspect.getsource``, and the
+    code snapshot's digest cache (nanoseconds and size). So a rewritten file's modification time
+    is moved at least one second past the old one.
+    """
+    path = Path(folder) / f"{name}.py"
+    before = path.stat().st_mtime_ns if path.exists() else None
+    path.write_text(textwrap.dedent(source))
+    if before is not None:
+        stamp = max(path.stat().st_mtime_ns, before + 1_000_000_000)
+        os.utime(path, ns=(stamp, stamp))
+    sys.modules.pop(name, None)
+    importlib.invalidate_caches()
+    return importlib.import_module(name)

@@ -28,7 +28,7 @@ from typing import Annotated, Any
 import pytest
 
 from gristmill.artifacts import ArtifactStore, load_artifact, save_artifact
-from gristmill.errors import ArtifactStoreError, NotFoundError, RunFailedError
+from gristmill.errors import ArtifactStoreError, NotFoundError, RunFailedError, StoreError
 from gristmill.project import Project
 from gristmill.testing import temporary_project
 
@@ -155,6 +155,12 @@ class MetadataStoreConformance:
         assert again.steps["split"].outputs["odds"].load() == [1, 3]
         assert Client().get_run(run.id[:10]).id == run.id
         assert Client().get_run(run.name).id == run.id
+        # the pipeline and its version were written with the run
+        [info] = [p for p in Client().list_pipelines() if p.name == "conformance"]
+        assert (info.run_count, info.version_count) == (1, 1)
+        self.pipelines().conformance(n=6)
+        [info] = [p for p in Client().list_pipelines() if p.name == "conformance"]
+        assert (info.run_count, info.version_count) == (2, 1)
 
     def test_cache_hits_link_outputs(self, store_project: Project) -> None:
         first = self.pipelines().conformance(n=3)
@@ -227,6 +233,29 @@ class MetadataStoreConformance:
         store.delete_component("artifact_store", "other")
         with pytest.raises(NotFoundError):
             store.get_stack("second")
+
+    def test_misses_and_refusals_are_gristmill_errors(self, store_project: Project) -> None:
+        """Nothing but gristmill's own errors crosses the interface: a lookup that finds
+        nothing is NotFoundError, a refused change StoreError."""
+        store = store_project.store()
+        for lookup in (
+            lambda: store.get_run("no-such-run"),
+            lambda: store.get_step_run("0" * 32),
+            lambda: store.get_artifact_version("no-such-artifact"),
+            lambda: store.get_pipeline_spec("0" * 32),
+            lambda: store.lineage("0" * 32),
+            lambda: store.get_component("orchestrator", "no-such-component"),
+            lambda: store.get_secret("no-such-secret"),
+        ):
+            with pytest.raises(NotFoundError):
+                lookup()
+        store.save_component("artifact_store", "used", "local", {"root": "/tmp/used"})
+        store.save_stack("user", {"orchestrator": "local", "artifact_store": "used"})
+        with pytest.raises(StoreError, match="is used by stack"):
+            store.delete_component("artifact_store", "used")
+        run = self.pipelines().busy(i=1)
+        with pytest.raises(StoreError, match="already exists"):
+            self.pipelines().busy.with_options(run_name=run.name)(i=2)
 
     def test_concurrent_processes_lose_nothing(
         self, store_project: Project, metadata_store_url: str

@@ -16,11 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from gristmill.errors import GristmillError
-
-
-class ServiceError(GristmillError, RuntimeError):
-    """A test service could not be started."""
+from gristmill.errors import ServiceError  # defined with the rest of the tree; raised here
 
 
 def free_port() -> int:

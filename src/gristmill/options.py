@@ -1,0 +1,377 @@
+"""What can be chosen about a step and a run: one model per entity (``StepOptions``, and
+``RunConfig`` for a pipeline's options and a run's configuration) used by the decorators,
+``with_options``, run configuration files, YAML pipelines, the spec and the plan.
+
+The models are plain frozen dataclasses so that defining a step imports nothing heavy;
+pydantic validates them when they come from a file and writes their JSON Schemas. Constraints
+live once, in each field's metadata, and are checked by ``__post_init__`` whichever way a model
+is built.
+
+One merge rule (``merge``) and one precedence order, lowest first::
+
+    defaults < @step / @pipeline < with_options < configuration file < call arguments and -p
+
+A value of ``None`` means "not chosen here: inherit". A chosen value replaces the one below it,
+except dicts (``settings``, ``parameters``, ``steps``), which merge key by key, and ``tags``,
+which accumulate. A field whose metadata says ``merge: replace`` is replaced whole.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from gristmill.errors import ConfigError, GristmillError, PipelineDefinitionError
+
+if TYPE_CHECKING:
+    from pydantic import TypeAdapter
+
+HOOK_PATTERN = r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$"
+# What a spec may hold: the source id of a local function too, which the plan maps back to the
+# step's own callable.
+_SOURCE_ID = r"^[A-Za-z_][\w.]*:[A-Za-z_<][\w.<>]*$"
+# Settings that pick where or how a step runs but not what it computes; every other setting is
+# part of the cache key.
+INFRASTRUCTURE_SETTINGS = frozenset(
+    {"resources", "step_operator", "experiment_tracker", "orchestrator", "docker", "image"}
+)
+
+Hook = Callable[..., Any] | str
+_PYDANTIC = {"extra": "forbid", "use_attribute_docstrings": True}
+
+
+def _minimum(value: float, description: str) -> dict[str, Any]:
+    return {"minimum": value, "description": description}
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Retry a failing step ``count`` more times, waiting ``delay`` seconds, multiplied by
+    ``backoff`` after each attempt."""
+
+    __pydantic_config__ = _PYDANTIC
+
+    count: int = field(default=0, metadata=_minimum(0, "How many more times to try."))
+    delay: float = field(default=0.0, metadata=_minimum(0, "Seconds before the first retry."))
+    backoff: float = field(
+        default=1.0, metadata=_minimum(1, "Factor the delay grows by after each retry.")
+    )
+
+    def __post_init__(self) -> None:
+        _check(self)
+        # Floats always, so Retry(backoff=2) and a YAML 'backoff: 2' hash the same.
+        object.__setattr__(self, "delay", float(self.delay))
+        object.__setattr__(self, "backoff", float(self.backoff))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"count": self.count, "delay": self.delay, "backoff": self.backoff}
+
+
+@dataclass(frozen=True)
+class StepOptions:
+    """Options of a step. ``None`` inherits from the level below (see the module docstring)."""
+
+    __pydantic_config__ = _PYDANTIC
+
+    cache: bool | None = None
+    """Reuse an earlier identical run of this step (default: on)."""
+    retries: Retry | int | None = field(default=None, metadata={"minimum": 0})
+    """Retries: a count, or {count, delay, backoff}."""
+    enable_logs: bool | None = None
+    """Capture stdout, stderr and logging (default: on)."""
+    on_success: Hook | None = field(default=None, metadata={"import_path": True})
+    """Hook called after the step succeeds: 'module:function'."""
+    on_failure: Hook | None = field(default=None, metadata={"import_path": True})
+    """Hook called with the exception after the step fails: 'module:function'."""
+    version: str | None = None
+    """A version string that is part of the cache key."""
+    settings: dict[str, Any] = field(default_factory=dict)
+    """Free settings (resources, step_operator, ...), merged key by key."""
+
+    def __post_init__(self) -> None:
+        _check(self)
+        retries: Any = self.retries
+        if isinstance(retries, bool) or not isinstance(retries, (Retry, int, Mapping, type(None))):
+            raise PipelineDefinitionError(
+                f"retries must be a count, a mapping or gristmill.Retry(...), not {retries!r}"
+            )
+        if isinstance(retries, Mapping):
+            unknown = set(retries) - {"count", "delay", "backoff"}
+            if unknown:
+                raise PipelineDefinitionError(
+                    f"unknown retries option(s) {sorted(unknown)}: use count, delay, backoff"
+                )
+            object.__setattr__(self, "retries", Retry(**retries))
+        elif isinstance(retries, int):
+            object.__setattr__(self, "retries", Retry(count=retries))
+
+    def merged(self: OptionsT, other: StepOptions | None) -> OptionsT:
+        return merge(self, other)
+
+    def to_spec(self) -> dict[str, Any]:
+        """The options chosen, as plain JSON for a StepSpec (hooks by their import path)."""
+        from gristmill._source import source_id
+
+        data: dict[str, Any] = {}
+        for item in dataclasses.fields(StepOptions):
+            value = getattr(self, item.name)
+            if value is None or value == {}:
+                continue
+            if isinstance(value, Retry):
+                value = value.to_dict()
+            elif callable(value):
+                value = source_id(value)
+            data[item.name] = value
+        return data
+
+    @classmethod
+    def from_spec(cls, data: Mapping[str, Any]) -> StepOptions:
+        return cls(**{k: v for k, v in data.items() if k in _STEP_OPTION_NAMES})
+
+    @staticmethod
+    def nest(flat: Mapping[str, Any]) -> dict[str, Any]:
+        """Options written as one mapping where keys that are not options are free settings
+        (a YAML step's ``settings:``), in this model's shape."""
+        nested = {k: v for k, v in flat.items() if k in _STEP_OPTION_NAMES and k != "settings"}
+        free = {k: v for k, v in flat.items() if k not in _STEP_OPTION_NAMES}
+        given = flat.get("settings")
+        nested["settings"] = {**free, **given} if isinstance(given, Mapping) else free
+        return nested
+
+
+@dataclass(frozen=True)
+class StepConfig(StepOptions):
+    """A step's options in a run configuration, and values for its parameters."""
+
+    parameters: dict[str, Any] = field(default_factory=dict)
+    """Parameter values for this step."""
+
+
+_STEP_OPTION_NAMES = frozenset(f.name for f in dataclasses.fields(StepOptions))
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A pipeline's options and a run's configuration: what ``@pipeline``, ``with_options``,
+    a configuration file (``-c run.yaml``) and the call (or ``-p``) choose."""
+
+    __pydantic_config__ = {**_PYDANTIC, "title": "gristmill run configuration"}
+
+    parameters: dict[str, Any] = field(default_factory=dict)
+    """Pipeline parameter values."""
+    enable_cache: bool | None = None
+    """false: run every step, ignoring earlier results."""
+    run_name: str | None = None
+    """Run name or template: {pipeline}, {date}, {time}, {id}."""
+    tags: list[str] = field(default_factory=list)
+    """Tags of the run."""
+    steps: dict[str, StepConfig] = field(default_factory=dict)
+    """Step id -> options and parameters for that step."""
+    settings: dict[str, Any] = field(default_factory=dict)
+    """Pipeline-level settings."""
+    stack: str | None = None
+    """The stack to run on (default: the active stack)."""
+    orchestrator: dict[str, Any] | None = field(default=None, metadata={"merge": "replace"})
+    """The orchestrator for these runs instead of the stack's: {flavor: ..., settings...}."""
+
+    def __post_init__(self) -> None:
+        _check(self)
+        if self.orchestrator is not None and "flavor" not in self.orchestrator:
+            raise ConfigError(
+                'orchestrator needs a "flavor" key, e.g. {"flavor": "local_parallel", '
+                '"max_workers": 8}'
+            )
+
+    def merged(self, other: RunConfig | None) -> RunConfig:
+        return merge(self, other)
+
+    def to_dict(self) -> dict[str, Any]:
+        """What was chosen, as plain JSON (unchosen options left out)."""
+        data = _chosen(self)
+        data["parameters"] = dict(self.parameters)
+        if self.steps:
+            data["steps"] = {k: _chosen(v) for k, v in self.steps.items()}
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, where: str = "run configuration") -> RunConfig:
+        return validated(cls, dict(data), where=where)
+
+
+OptionsT = TypeVar("OptionsT", bound="StepOptions | RunConfig")
+
+
+def merge(base: OptionsT, override: StepOptions | RunConfig | None) -> OptionsT:
+    """``base`` with what ``override`` chooses applied (the one merge rule)."""
+    if override is None:
+        return base
+    changes: dict[str, Any] = {}
+    names = {f.name: f for f in dataclasses.fields(base)}
+    for item in dataclasses.fields(override):
+        if item.name not in names:
+            continue
+        value: Any = getattr(override, item.name)
+        current: Any = getattr(base, item.name)
+        if value is None or value in ({}, []):
+            continue
+        if item.metadata.get("merge") == "replace" or current is None:
+            changes[item.name] = value
+        elif isinstance(value, dict) and item.name == "steps":
+            steps = dict(current)
+            for step_id, step_config in value.items():
+                steps[step_id] = merge(steps.get(step_id, StepConfig()), step_config)
+            changes[item.name] = steps
+        elif isinstance(value, dict):
+            changes[item.name] = {**current, **value}
+        elif isinstance(value, list):
+            changes[item.name] = [*current, *(v for v in value if v not in current)]
+        else:
+            changes[item.name] = value
+    return dataclasses.replace(base, **changes) if changes else base
+
+
+def _chosen(options: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for item in dataclasses.fields(options):
+        value = getattr(options, item.name)
+        if value is None or value in ({}, []):
+            continue
+        if isinstance(value, Retry):
+            value = value.to_dict()
+        elif isinstance(value, str) or not callable(value):
+            pass
+        else:
+            from gristmill._source import source_id
+
+            value = source_id(value)
+        data[item.name] = value
+    return data
+
+
+def _check(instance: Any) -> None:
+    """The constraints written in the fields' metadata, whichever way the model was built."""
+    for item in dataclasses.fields(instance):
+        value = getattr(instance, item.name)
+        if value is None:
+            continue
+        minimum = item.metadata.get("minimum")
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if minimum is not None and number and not value >= minimum:
+            label = f"retry {item.name}" if isinstance(instance, Retry) else item.name
+            raise PipelineDefinitionError(f"{label} must be a number >= {minimum}, not {value!r}")
+        if not item.metadata.get("import_path"):
+            continue
+        if isinstance(value, str) and not re.fullmatch(_SOURCE_ID, value):
+            raise PipelineDefinitionError(
+                f"{item.name} {value!r} is not 'module:function' (e.g. 'myproject.hooks:notify')"
+            )
+        if not isinstance(value, str) and not callable(value):
+            raise PipelineDefinitionError(
+                f"{item.name} must be a function or 'module:function', not {value!r}"
+            )
+
+
+# What a step does when nothing chose otherwise.
+STEP_DEFAULTS = StepOptions(cache=True, retries=Retry(), enable_logs=True)
+
+
+# -- validation and schemas (pydantic, imported only here) ---------------------------------------
+
+_adapters: dict[type, TypeAdapter[Any]] = {}
+
+
+def adapter(model: type) -> TypeAdapter[Any]:
+    """The pydantic validator of a model (built once)."""
+    adapter = _adapters.get(model)
+    if adapter is None:
+        from pydantic import TypeAdapter
+
+        adapter = _adapters[model] = TypeAdapter(model)
+    return adapter
+
+
+M = TypeVar("M")
+
+
+def validated(model: type[M], data: Any, *, where: str) -> M:
+    """``data`` (from a file or the command line) as a ``model``; a ValidationError becomes a
+    ConfigError that names each problem's location."""
+    from pydantic import ValidationError
+
+    try:
+        return adapter(model).validate_python(data)  # type: ignore[no-any-return]
+    except ValidationError as exc:
+        raise ConfigError(f"{where}: {describe_problems(exc)}") from None
+
+
+def describe_problems(exc: Any) -> str:
+    """A pydantic ValidationError in plain words, one problem a line."""
+    problems = exc.errors()
+    # A union reports each member; where our own check explained the problem, keep that.
+    explained = {p["loc"][:-1] for p in problems if isinstance(_cause(p), GristmillError)}
+    lines = []
+    for problem in problems:
+        if problem["loc"][:-1] in explained and not isinstance(_cause(problem), GristmillError):
+            continue
+        location = ".".join(str(part) for part in problem["loc"] if not _is_branch(part))
+        cause = _cause(problem)
+        if isinstance(cause, GristmillError):
+            message = str(cause)
+        elif problem["type"] in ("unexpected_keyword_argument", "extra_forbidden"):
+            message = "unknown option"
+        elif problem["type"] == "missing":
+            message = "is required"
+        else:
+            message = _PLAIN.get(problem["type"], problem["msg"])
+        lines.append(f"{location}: {message}" if location else message)
+    return "; ".join(dict.fromkeys(lines))
+
+
+_PLAIN = {
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "int_type": "must be a whole number",
+    "int_parsing": "must be a whole number",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "string_type": "must be a string",
+    "dict_type": "must be a mapping (key: value)",
+    "list_type": "must be a list",
+    "dataclass_type": "must be a mapping (key: value)",
+}
+
+
+def _cause(problem: Mapping[str, Any]) -> Any:
+    return problem.get("ctx", {}).get("error")
+
+
+def _is_branch(part: Any) -> bool:
+    return isinstance(part, str) and (part[:1].isupper() or part in ("int", "function-plain"))
+
+
+def json_schema(model: type) -> dict[str, Any]:
+    """The JSON Schema of a model, with the constraints from its fields' metadata."""
+    from pydantic.json_schema import GenerateJsonSchema
+
+    class _Schema(GenerateJsonSchema):
+        def callable_schema(self, schema: Any) -> dict[str, Any]:
+            return {"type": "string", "pattern": HOOK_PATTERN}
+
+    schema = adapter(model).json_schema(schema_generator=_Schema)
+    classes = {"Retry": Retry, "StepOptions": StepOptions, "StepConfig": StepConfig}
+    for definition in (schema, *schema.get("$defs", {}).values()):
+        cls = classes.get(definition.get("title", ""), model)
+        for item in dataclasses.fields(cls):
+            target = definition.get("properties", {}).get(item.name)
+            if target is None:
+                continue
+            if "minimum" in item.metadata:
+                target["minimum"] = item.metadata["minimum"]
+            if item.metadata.get("import_path"):
+                target["anyOf"] = [{"type": "string", "pattern": HOOK_PATTERN}, {"type": "null"}]
+            if "description" in item.metadata:
+                target.setdefault("description", item.metadata["description"])
+    return schema

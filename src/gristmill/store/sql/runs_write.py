@@ -1,0 +1,591 @@
+"""The run write path of the SQL store (``RunWriter``): the run and its steps, cache lookups,
+each step's outcome in one transaction, heartbeats and dead runs. The hot path: a step costs a
+handful of prepared statements; build nothing per call that can be built once."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from gristmill.errors import InvalidMetadataError, NotFoundError, StoreError
+from gristmill.store import schema as s
+from gristmill.store.base import STALE_AFTER_SECONDS, RunWriter
+from gristmill.store.ids import artifact_id, artifact_version_id, pipeline_id, pipeline_version_id
+from gristmill.store.metadata_values import dumps, metadata_value
+from gristmill.store.records import (
+    ArtifactVersionRecord,
+    CacheHit,
+    Entity,
+    NewArtifactVersion,
+    RunRecord,
+    Status,
+    StepRunRecord,
+    StepStart,
+)
+from gristmill.store.sql.engine import Prepared, SQLEngine, execute
+from gristmill.store.sql.rows import (
+    artifact_version_query,
+    artifact_version_record,
+    step_run_record,
+)
+
+_HOST = socket.gethostname()
+
+
+class SQLRunWriter(SQLEngine, RunWriter):
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        # Rows this process knows exist (they are never deleted while it runs).
+        self._known_artifacts: set[str] = set()
+        self._known_versions: set[str] = set()
+        self._known_lock = threading.Lock()
+
+    def create_run(
+        self, run: RunRecord, step_runs: Sequence[StepRunRecord], *, spec_json: str
+    ) -> None:
+        if run.spec_hash is None or run.pipeline_version_id != pipeline_version_id(
+            run.pipeline_name, run.spec_hash
+        ):
+            raise StoreError(
+                f"run '{run.name}' must carry its spec_hash and the pipeline_version_id derived "
+                "from it (gristmill.store.ids.pipeline_version_id(pipeline_name, spec_hash))"
+            )
+        version_id = run.pipeline_version_id
+        pipeline = pipeline_id(run.pipeline_name)
+        row = {
+            "id": run.id,
+            "name": run.name,
+            "pipeline_id": pipeline,
+            "pipeline_version_id": version_id,
+            "status": run.status,
+            "created_at": run.created_at,
+            "started_at": run.started_at,
+            "heartbeat_at": run.heartbeat_at,
+            "host": run.host,
+            "pid": run.pid,
+            "orchestrator": run.orchestrator,
+            "stack": dumps(run.stack),
+            "config": dumps(run.config),
+            "environment": dumps(run.environment),
+            "tags": dumps(run.tags),
+        }
+        step_rows = [
+            {
+                "id": sr.id,
+                "run_id": run.id,
+                "name": sr.name,
+                "position": sr.position,
+                "source": sr.source,
+                "status": sr.status,
+                "created_at": sr.created_at,
+                "attempts": 0,
+                "parameters": dumps(sr.parameters),
+            }
+            for sr in step_runs
+        ]
+        # The first run of a pipeline version writes its rows, in the run's own transaction.
+        new_version = version_id not in self._known_versions
+        spec_hash = run.spec_hash
+
+        def work(conn: Connection) -> None:
+            if new_version:
+                now = time.time()
+                self._insert_missing(
+                    conn,
+                    s.pipelines,
+                    {"id": pipeline, "name": run.pipeline_name, "created_at": now},
+                )
+                self._insert_missing(
+                    conn,
+                    s.pipeline_versions,
+                    {
+                        "id": version_id,
+                        "pipeline_id": pipeline,
+                        "spec_hash": spec_hash,
+                        "spec": spec_json,
+                        "created_at": now,
+                    },
+                )
+            conn.execute(insert(s.runs), row)
+            if step_rows:
+                conn.execute(insert(s.step_runs), step_rows)
+
+        doing = f"recording run '{run.name}'"
+        try:
+            self._attempts(work, retry_conflicts=False)
+        except IntegrityError as exc:
+            if self._run_name_taken(run.name):
+                raise StoreError(
+                    f"a run named '{run.name}' already exists: pick another run name"
+                ) from None
+            raise self._failure(exc, doing) from exc
+        except SQLAlchemyError as exc:
+            raise self._failure(exc, doing) from exc
+        if new_version:
+            with self._known_lock:
+                self._known_versions.add(version_id)
+
+    def _run_name_taken(self, name: str) -> bool:
+        with self._reading(f"looking up run '{name}'") as conn:
+            return (
+                conn.execute(select(s.runs.c.id).where(s.runs.c.name == name)).first() is not None
+            )
+
+    def mark_running(self, step_run_id: str, *, started_at: float) -> None:
+        def work(conn: Connection) -> None:
+            execute(conn, _Q.mark_running, {"step_run_id": step_run_id, "started_at": started_at})
+
+        self._retrying(work, "marking a step run running")
+
+    def find_cached(self, cache_key: str) -> CacheHit | None:
+        with self._reading("looking up the cache") as conn:
+            row = execute(conn, _Q.find_cached, {"cache_key": cache_key}).first()
+            if row is None:
+                return None
+            return _cache_hit(conn, row)
+
+    def cache_hit_of(self, step_run_id: str) -> CacheHit:
+        with self._reading(f"reading step run '{step_run_id}'") as conn:
+            row = conn.execute(select(s.step_runs).where(s.step_runs.c.id == step_run_id)).first()
+            if row is None:
+                raise NotFoundError(f"no step run with id '{step_run_id}'")
+            return _cache_hit(conn, row)
+
+    def publish_step_run(
+        self,
+        step_run_id: str,
+        *,
+        start: StepStart,
+        status: str,
+        ended_at: float,
+        outputs: Mapping[str, NewArtifactVersion | ArtifactVersionRecord],
+        metadata: Sequence[tuple[str, str, Mapping[str, Any]]] = (),
+        attempts: int = 1,
+        cached_from: str | None = None,
+        logs_uri: str | None = None,
+    ) -> dict[str, ArtifactVersionRecord]:
+        entries = []
+        for entity, ref, values in metadata:
+            if entity == Entity.ARTIFACT_VERSION and ref not in outputs:
+                raise InvalidMetadataError(
+                    f"metadata for output '{ref}', which step run '{step_run_id}' does not "
+                    f"produce (its outputs: {', '.join(sorted(outputs)) or 'none'})"
+                )
+            entries.append((entity, ref, _metadata_rows(values)))
+        new_artifacts: set[str] = set()
+
+        started = _start_values(step_run_id, start)
+
+        def work(conn: Connection) -> dict[str, ArtifactVersionRecord]:
+            new_artifacts.clear()
+            if started["inputs"]:
+                execute(conn, _Q.insert_inputs, started["inputs"])
+            published: dict[str, ArtifactVersionRecord] = {}
+            metadata_rows: list[dict[str, Any]] = []
+            for name, out in outputs.items():
+                if isinstance(out, ArtifactVersionRecord):
+                    published[name] = out
+                else:
+                    published[name] = self._publish_version(
+                        conn, out, step_run_id, ended_at, metadata_rows, new_artifacts
+                    )
+            if published:
+                execute(
+                    conn,
+                    _Q.insert_outputs,
+                    [
+                        {"step_run_id": step_run_id, "name": k, "artifact_version_id": v.id}
+                        for k, v in published.items()
+                    ],
+                )
+            for entity, ref, rows in entries:
+                entity_id = published[ref].id if entity == Entity.ARTIFACT_VERSION else ref
+                metadata_rows.extend(
+                    {**r, "entity_type": entity, "entity_id": entity_id, "created_at": ended_at}
+                    for r in rows
+                )
+            if metadata_rows:
+                execute(conn, _Q.insert_metadata, metadata_rows)
+            if logs_uri:
+                _insert_log(conn, step_run_id, logs_uri, ended_at)
+            execute(
+                conn,
+                _Q.finish_step_run,
+                {
+                    **started["row"],
+                    "status": status,
+                    "ended_at": ended_at,
+                    "attempts": attempts,
+                    "cached_from": cached_from,
+                    "error": None,
+                },
+            )
+            return published
+
+        result = self._retrying(work, "publishing a step run's outputs")
+        # Remembered only once committed: a rolled-back insert must be tried again.
+        with self._known_lock:
+            self._known_artifacts.update(new_artifacts)
+        return result
+
+    def _publish_version(
+        self,
+        conn: Connection,
+        new: NewArtifactVersion,
+        producer: str,
+        now: float,
+        metadata_rows: list[dict[str, Any]],
+        new_artifacts: set[str],
+    ) -> ArtifactVersionRecord:
+        version_id = artifact_version_id(new)
+        existing = execute(conn, _Q.artifact_version_by_id, {"id": version_id}).first()
+        if existing is not None:
+            return artifact_version_record(existing)
+        art_id = artifact_id(new.artifact_name)
+        if new.artifact_name not in self._known_artifacts:
+            self._insert_missing(
+                conn, s.artifacts, {"id": art_id, "name": new.artifact_name, "created_at": now}
+            )
+            new_artifacts.add(new.artifact_name)
+        version = execute(conn, _Q.next_version, {"artifact_id": art_id}).scalar_one()
+        execute(
+            conn,
+            _Q.insert_artifact_version,
+            {
+                "id": version_id,
+                "artifact_id": art_id,
+                "version": version,
+                "uri": new.uri,
+                "content_hash": new.content_hash,
+                "materializer": new.materializer,
+                "data_type": new.data_type,
+                "size": new.size,
+                "preview": new.preview,
+                "producer_step_run_id": producer,
+                "created_at": now,
+            },
+        )
+        metadata_rows.extend(
+            {
+                **r,
+                "entity_type": Entity.ARTIFACT_VERSION,
+                "entity_id": version_id,
+                "created_at": now,
+            }
+            for r in _metadata_rows(new.metadata)
+        )
+        return ArtifactVersionRecord(
+            id=version_id,
+            artifact_name=new.artifact_name,
+            version=version,
+            uri=new.uri,
+            content_hash=new.content_hash,
+            materializer=new.materializer,
+            data_type=new.data_type,
+            size=new.size,
+            created_at=now,
+            preview=new.preview,
+            producer_step_run_id=producer,
+        )
+
+    def fail_step_run(
+        self,
+        step_run_id: str,
+        *,
+        start: StepStart,
+        error: str,
+        ended_at: float,
+        attempts: int,
+        logs_uri: str | None = None,
+        metadata: Sequence[tuple[str, str, Mapping[str, Any]]] = (),
+    ) -> None:
+        entries = [
+            (entity, ref, _metadata_rows(values))
+            for entity, ref, values in metadata
+            if entity != Entity.ARTIFACT_VERSION
+        ]
+        started = _start_values(step_run_id, start)
+
+        def work(conn: Connection) -> None:
+            if started["inputs"]:
+                execute(conn, _Q.insert_inputs, started["inputs"])
+            execute(
+                conn,
+                _Q.finish_step_run,
+                {
+                    **started["row"],
+                    "status": Status.FAILED,
+                    "ended_at": ended_at,
+                    "attempts": attempts,
+                    "cached_from": None,
+                    "error": error,
+                },
+            )
+            rows = [
+                {**r, "entity_type": entity, "entity_id": ref, "created_at": ended_at}
+                for entity, ref, batch in entries
+                for r in batch
+            ]
+            if rows:
+                conn.execute(insert(s.metadata_entries), rows)
+            if logs_uri:
+                _insert_log(conn, step_run_id, logs_uri, ended_at)
+
+        self._retrying(work, "recording a failed step run")
+
+    def stop_step_runs(
+        self, run_id: str, step_names: Sequence[str], *, reason: str, at: float
+    ) -> None:
+        if not step_names:
+            return
+
+        def work(conn: Connection) -> None:
+            conn.execute(
+                update(s.step_runs)
+                .where(
+                    s.step_runs.c.run_id == run_id,
+                    s.step_runs.c.name.in_(list(step_names)),
+                    s.step_runs.c.status.in_([Status.PENDING, Status.RUNNING]),
+                )
+                .values(status=Status.STOPPED, ended_at=at, error=reason)
+            )
+
+        self._retrying(work, "stopping step runs")
+
+    def finish_run(
+        self,
+        run_id: str,
+        *,
+        status: str,
+        ended_at: float,
+        error: str | None = None,
+        environment: Mapping[str, Any] | None = None,
+    ) -> None:
+        values: dict[str, Any] = {
+            "status": status,
+            "ended_at": ended_at,
+            "heartbeat_at": ended_at,
+            "error": error,
+        }
+        if environment is not None:
+            values["environment"] = dumps(dict(environment))
+
+        def work(conn: Connection) -> None:
+            conn.execute(update(s.runs).where(s.runs.c.id == run_id).values(**values))
+
+        self._retrying(work, "finishing a run")
+
+    def heartbeat(self, run_id: str, at: float) -> None:
+        def work(conn: Connection) -> None:
+            conn.execute(
+                update(s.runs)
+                .where(s.runs.c.id == run_id, s.runs.c.status == Status.RUNNING)
+                .values(heartbeat_at=at)
+            )
+
+        self._retrying(work, "recording a heartbeat")
+
+    def add_metadata(
+        self, entity_type: str, entity_id: str, values: Mapping[str, Any], at: float
+    ) -> None:
+        rows = [
+            {**r, "entity_type": entity_type, "entity_id": entity_id, "created_at": at}
+            for r in _metadata_rows(values)
+        ]
+        if not rows:
+            return
+
+        def work(conn: Connection) -> None:
+            conn.execute(insert(s.metadata_entries), rows)
+
+        self._retrying(work, "adding metadata")
+
+    def reap_dead_runs(self, now: float, *, stale_after: float = STALE_AFTER_SECONDS) -> list[str]:
+        with self._reading("looking for dead runs") as conn:
+            candidates = conn.execute(
+                select(s.runs.c.id, s.runs.c.host, s.runs.c.pid, s.runs.c.heartbeat_at).where(
+                    s.runs.c.status.in_([Status.RUNNING, Status.PENDING])
+                )
+            ).all()
+        dead: list[tuple[str, str]] = []
+        for run_id, host, pid, heartbeat_at in candidates:
+            if host == _HOST and pid and not _pid_alive(pid):
+                dead.append((run_id, f"the process running it (pid {pid} on {host}) is gone"))
+            elif heartbeat_at is not None and now - heartbeat_at > stale_after:
+                dead.append((run_id, f"no heartbeat for {now - heartbeat_at:.0f}s from {host}"))
+        if not dead:
+            return []
+
+        def work(conn: Connection) -> None:
+            for run_id, reason in dead:
+                message = f"run died: {reason}"
+                done = conn.execute(
+                    update(s.runs)
+                    .where(
+                        s.runs.c.id == run_id, s.runs.c.status.in_([Status.RUNNING, Status.PENDING])
+                    )
+                    .values(status=Status.FAILED, ended_at=now, error=message)
+                ).rowcount
+                if not done:
+                    continue
+                conn.execute(
+                    update(s.step_runs)
+                    .where(s.step_runs.c.run_id == run_id, s.step_runs.c.status == Status.RUNNING)
+                    .values(status=Status.FAILED, ended_at=now, error=message)
+                )
+                conn.execute(
+                    update(s.step_runs)
+                    .where(s.step_runs.c.run_id == run_id, s.step_runs.c.status == Status.PENDING)
+                    .values(status=Status.STOPPED, ended_at=now, error=message)
+                )
+
+        self._retrying(work, "marking dead runs failed")
+        return [run_id for run_id, _ in dead]
+
+
+def _insert_log(conn: Connection, step_run_id: str, uri: str, at: float) -> None:
+    execute(conn, _Q.insert_log, {"step_run_id": step_run_id, "uri": uri, "created_at": at})
+
+
+def _cache_hit(conn: Connection, row: Any) -> CacheHit:
+    outputs = {
+        r.io_name: artifact_version_record(r)
+        for r in execute(conn, _Q.outputs_of_step_run, {"step_run_id": row.id}).all()
+    }
+    logged = {
+        r.key: json.loads(r.value)
+        for r in execute(
+            conn, _Q.metadata_of, {"entity_type": Entity.STEP_RUN, "entity_id": row.id}
+        ).all()
+    }
+    return CacheHit(step_run_record(row), outputs, logged)
+
+
+def _start_values(step_run_id: str, start: StepStart) -> dict[str, Any]:
+    return {
+        "row": {
+            "step_run_id": step_run_id,
+            "started_at": start.started_at,
+            "code_hash": start.code_hash,
+            "cache_key": start.cache_key,
+            "parameters": dumps(start.parameters),
+        },
+        "inputs": [
+            {"step_run_id": step_run_id, "name": k, "artifact_version_id": v}
+            for k, v in start.inputs.items()
+        ],
+    }
+
+
+def _metadata_rows(values: Mapping[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for key, value in values.items():
+        encoded, kind = metadata_value(key, value)
+        rows.append({"key": key, "value": encoded, "value_type": kind})
+    return rows
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class _Q:
+    """The statements run for every step, built once: building and caching a new statement
+    object per call costs more than executing it."""
+
+    mark_running = Prepared(
+        lambda: (
+            update(s.step_runs)
+            .where(
+                s.step_runs.c.id == bindparam("step_run_id"), s.step_runs.c.status == Status.PENDING
+            )
+            .values(status=Status.RUNNING, started_at=bindparam("started_at"))
+        )
+    )
+    finish_step_run = Prepared(
+        lambda: (
+            update(s.step_runs)
+            .where(s.step_runs.c.id == bindparam("step_run_id"))
+            .values(
+                status=bindparam("status"),
+                started_at=bindparam("started_at"),
+                ended_at=bindparam("ended_at"),
+                code_hash=bindparam("code_hash"),
+                cache_key=bindparam("cache_key"),
+                parameters=bindparam("parameters"),
+                attempts=bindparam("attempts"),
+                cached_from=bindparam("cached_from"),
+                error=bindparam("error"),
+            )
+        )
+    )
+    insert_inputs = Prepared(lambda: insert(s.step_run_inputs))
+    insert_outputs = Prepared(lambda: insert(s.step_run_outputs))
+    insert_metadata = Prepared(lambda: insert(s.metadata_entries))
+    insert_artifact_version = Prepared(lambda: insert(s.artifact_versions))
+    insert_log = Prepared(
+        lambda: insert(s.logs).values(
+            run_id=select(s.step_runs.c.run_id)
+            .where(s.step_runs.c.id == bindparam("step_run_id"))
+            .scalar_subquery(),
+            step_run_id=bindparam("step_run_id"),
+            uri=bindparam("uri"),
+            created_at=bindparam("created_at"),
+        )
+    )
+    find_cached = Prepared(
+        lambda: (
+            select(s.step_runs)
+            .where(
+                s.step_runs.c.cache_key == bindparam("cache_key"),
+                s.step_runs.c.status == Status.COMPLETED,
+            )
+            .order_by(s.step_runs.c.ended_at.desc())
+            .limit(1)
+        )
+    )
+    metadata_of = Prepared(
+        lambda: (
+            select(s.metadata_entries.c.key, s.metadata_entries.c.value)
+            .where(
+                s.metadata_entries.c.entity_type == bindparam("entity_type"),
+                s.metadata_entries.c.entity_id == bindparam("entity_id"),
+            )
+            .order_by(s.metadata_entries.c.id)
+        )
+    )
+    next_version = Prepared(
+        lambda: select(func.coalesce(func.max(s.artifact_versions.c.version), 0) + 1).where(
+            s.artifact_versions.c.artifact_id == bindparam("artifact_id")
+        )
+    )
+    artifact_version_by_id = Prepared(
+        lambda: artifact_version_query().where(s.artifact_versions.c.id == bindparam("id"))
+    )
+    outputs_of_step_run = Prepared(
+        lambda: (
+            artifact_version_query()
+            .add_columns(s.step_run_outputs.c.name.label("io_name"))
+            .join(
+                s.step_run_outputs,
+                s.step_run_outputs.c.artifact_version_id == s.artifact_versions.c.id,
+            )
+            .where(s.step_run_outputs.c.step_run_id == bindparam("step_run_id"))
+        )
+    )
