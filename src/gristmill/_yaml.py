@@ -314,15 +314,15 @@ def _plain_problems(
                     "plain": plain_problem(problem, model, tuple(loc)),
                 }
             )
-    for loc, branches in unions.items():
-        if loc not in values or any(p["loc"][: len(loc)] == loc for p in kept):
+    for where, branches in unions.items():
+        if where not in values or any(p["loc"][: len(where)] == where for p in kept):
             continue
-        words = " or ".join(dict.fromkeys(_branch_words(model, loc, b) for b in branches))
+        words = " or ".join(dict.fromkeys(_branch_words(model, where, b) for b in branches))
         kept.append(
             {
                 "type": "union",
-                "loc": loc,
-                "plain": f"must be {words}, not {_shown(values[loc])}",
+                "loc": where,
+                "plain": f"must be {words}, not {_shown(values[where])}",
             }
         )
     return kept

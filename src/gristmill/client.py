@@ -56,7 +56,10 @@ def artifact_store_at(location: str) -> ArtifactStore:
     for flavor in plugin_names("artifact_store"):
         cls = load_plugin("artifact_store", flavor)
         if scheme in getattr(cls, "scheme", ()):
-            store: ArtifactStore = cls(location)
+            # Through the one path, so a missing extra names its pip command.
+            from gristmill.stacks.flavors import instantiate
+
+            store: ArtifactStore = instantiate("artifact_store", flavor, {"path": location})
             return store
     raise ConfigError(
         f"no artifact store flavor serves {scheme}:// URLs ({location}); pass an ArtifactStore"

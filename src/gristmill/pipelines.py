@@ -31,6 +31,7 @@ from gristmill.spec import (
     ParameterSpec,
     PipelineSpec,
     StepSpec,
+    check_pipeline_name,
     ensure_json,
     escape_literal,
     json_type_of,
@@ -276,7 +277,7 @@ class Pipeline(Generic[F]):
 
     def __init__(self, func: F, *, name: str, config: RunConfig) -> None:
         self.func = func
-        self._name = name
+        self._name = check_pipeline_name(name, _where(func))
         self.config = config
         functools.update_wrapper(self, func)
         self._signature = inspect.signature(func)

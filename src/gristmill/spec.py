@@ -17,11 +17,26 @@ from functools import cached_property
 from typing import Any, cast
 
 from gristmill._hashing import canonical_json, hash_json
-from gristmill.errors import ParameterError, PipelineDefinitionError, describe_value, did_you_mean
+from gristmill.errors import (
+    ConfigError,
+    ParameterError,
+    PipelineDefinitionError,
+    describe_value,
+    did_you_mean,
+)
 
 SPEC_VERSION = 1
-STEP_ID_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
-PARAM_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+# Patterns are used with ``fullmatch``: ``$`` alone also matches before a final newline.
+STEP_ID_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
+PARAM_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# Names are shown in terminals and the dashboard and used in URLs: plain characters only, no
+# markup brackets, no control characters. Run names may also hold spaces, ':', '+' and '@'.
+PIPELINE_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+RUN_NAME_PATTERN = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_.:+@=, \-]*[A-Za-z0-9_.:+@=,\-])?")
+MAX_NAME_CHARS = 200
+# A parameter value is recorded with the run, in its spec and configuration, and printed by
+# `runs show`: large data belongs in an artifact.
+MAX_PARAMETER_BYTES = 64 * 1024
 
 
 def param_ref(name: str) -> str:
@@ -31,7 +46,7 @@ def param_ref(name: str) -> str:
 def referenced_param(value: Any) -> str | None:
     """The pipeline parameter a step parameter value refers to, if it is a ``${name}``."""
     if isinstance(value, str):
-        match = PARAM_REF.match(value)
+        match = PARAM_REF.fullmatch(value)
         if match:
             return match.group(1)
     return None
@@ -227,10 +242,11 @@ class PipelineSpec:
     def validate(self) -> list[str]:
         """Check the graph and return step ids in a topological order (definition order kept
         among independent steps). Raises PipelineDefinitionError naming the offending step."""
+        check_pipeline_name(self.name, self.origin)
         seen: set[str] = set()
         for s in self.steps:
             where = f" ({s.origin})" if s.origin else ""
-            if not STEP_ID_PATTERN.match(s.id):
+            if not STEP_ID_PATTERN.fullmatch(s.id):
                 raise PipelineDefinitionError(
                     f"step id '{s.id}'{where} is not valid: use letters, digits, '_' or '-', "
                     "starting with a letter"
@@ -356,14 +372,53 @@ def check_json_type(value: Any, type_name: str, what: str) -> Any:
 
 
 def ensure_json(value: Any, what: str) -> None:
+    """A ParameterError unless ``value`` is JSON of at most MAX_PARAMETER_BYTES."""
+    if isinstance(value, str) and len(value) > MAX_PARAMETER_BYTES:
+        _too_large(what, len(value))  # refused before any copy of it is made
     try:
-        json.dumps(value, allow_nan=False)
+        text = json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise ParameterError(
             f"{what} is {describe_value(value)}, which is not JSON ({exc}): parameters must be "
             "numbers, strings, bools, None, lists or dicts of those. Pass data between steps as "
             "a step output instead, or load it inside a step"
         ) from None
+    if len(text) > MAX_PARAMETER_BYTES:  # ASCII (non-ASCII is escaped): characters are bytes
+        _too_large(what, len(text))
+
+
+def _too_large(what: str, size: int) -> None:
+    raise ParameterError(
+        f"{what} is {size:,} bytes of JSON, over the {MAX_PARAMETER_BYTES // 1024} KiB limit "
+        "for a parameter (parameters are recorded with every run and shown by `runs show`): "
+        "pass large data as an artifact instead, a step output or a step that loads it"
+    )
+
+
+def check_pipeline_name(name: Any, where: str | None = None) -> str:
+    """``name`` if it is a valid pipeline name, else a PipelineDefinitionError saying why."""
+    return _check_name(name, "pipeline name", PIPELINE_NAME_PATTERN, where,
+                       "use letters, digits, '_', '-' or '.', starting with a letter or '_'")
+
+
+def check_run_name(name: Any, where: str | None = None) -> str:
+    """``name`` if it is a valid run name, else a ConfigError saying why."""
+    try:
+        return _check_name(name, "run name", RUN_NAME_PATTERN, where,
+                           "use letters, digits, spaces and '_', '-', '.', ':', '+', '@', '=', ','"
+                           ", starting and ending with a letter, digit or '_'")
+    except PipelineDefinitionError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def _check_name(name: Any, kind: str, pattern: re.Pattern[str], where: str | None, rule: str) -> str:
+    suffix = f" ({where})" if where else ""
+    if not isinstance(name, str) or len(name) > MAX_NAME_CHARS or not pattern.fullmatch(name):
+        shown = repr(name) if not isinstance(name, str) else repr(name[:MAX_NAME_CHARS])
+        if isinstance(name, str) and len(name) > MAX_NAME_CHARS:
+            rule = f"at most {MAX_NAME_CHARS} characters"
+        raise PipelineDefinitionError(f"{kind} {shown}{suffix} is not valid: {rule}")
+    return name
 
 
 def json_type_of(annotation: Any) -> str:

@@ -246,7 +246,7 @@ def _build_spec(
     functions: dict[str, Step[Any]] = {}
     for step_id, step_model in model.steps.items():
         path = ("steps", step_id)
-        if not STEP_ID_PATTERN.match(str(step_id)):
+        if not STEP_ID_PATTERN.fullmatch(str(step_id)):
             raise document.error(
                 path, f"step id '{step_id}' is not valid: use letters, digits, '_' or '-'", key=True
             )

@@ -247,6 +247,13 @@ def test_an_unreachable_server_is_named_without_its_password() -> None:
     assert safe_url(url) == "postgresql+psycopg://ml:***@127.0.0.1:1/gm"
 
 
+def test_an_unopenable_sqlite_file_is_named_with_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(
+        StoreError, match=r"cannot reach the metadata store at sqlite:///.*check the path"
+    ):
+        SQLStore(f"sqlite:///{tmp_path}")  # a folder, not a database file
+
+
 def test_lookups_that_miss_raise_not_found(store: SQLStore) -> None:
     for lookup in (
         lambda: store.get_run("nope"),

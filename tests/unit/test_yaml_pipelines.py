@@ -161,11 +161,11 @@ steps:
 """
 
 MALFORMED: list[tuple[str, str, str]] = [
-    ("name: x\nsteps: [unclosed\n", "pipeline.yaml:3:1", "not valid YAML"),
+    ("name: x\nsteps: [unclosed\n", "pipeline.yaml:2:8", "'[' that opens here is never closed"),
     ("name: x\nname: y\n" + VALID_STEPS, "pipeline.yaml:2:1", "the key 'name' appears twice"),
-    (VALID_STEPS, "pipeline.yaml:1:1", "name is required"),
-    ("name: x\n", "pipeline.yaml:1:1", "steps is required"),
-    ("name: x\nsteps: {}\n", "pipeline.yaml:2:8", "should have at least 1 item"),
+    (VALID_STEPS, "pipeline.yaml:1:1", "the file is missing the key 'name'"),
+    ("name: x\n", "pipeline.yaml:1:1", "the file is missing the key 'steps'"),
+    ("name: x\nsteps: {}\n", "pipeline.yaml:2:8", "'steps' needs at least 1 item"),
     (
         "name: x\nstpes: {}\n" + VALID_STEPS,
         "pipeline.yaml:2:1",
@@ -179,7 +179,7 @@ MALFORMED: list[tuple[str, str, str]] = [
     (
         "name: x\nsteps:\n  load: {uses: fixtures.yaml_steps.load}\n",
         "pipeline.yaml:3:16",
-        "String should match pattern",
+        "must look like 'package.module:function'",
     ),
     (
         "name: x\nsteps:\n  load: {uses: 'nosuchmodule:load'}\n",
@@ -244,7 +244,7 @@ MALFORMED: list[tuple[str, str, str]] = [
     (
         "name: x\nsteps:\n  load: {uses: 'fixtures.yaml_steps:load', settings: {cache: maybe}}\n",
         "pipeline.yaml:3:62",
-        "Input should be a valid boolean",
+        "must be true or false",
     ),
     (
         "name: x\nschedule: '0 3 * * *'\n" + VALID_STEPS,
@@ -256,7 +256,7 @@ MALFORMED: list[tuple[str, str, str]] = [
         "pipeline.yaml:3:6",
         "must be int, got 'many'",
     ),
-    ("name: bad name\n" + VALID_STEPS, "pipeline.yaml:1:7", "String should match pattern"),
+    ("name: bad name\n" + VALID_STEPS, "pipeline.yaml:1:7", "'name' must look like a name"),
     ("- just\n- a list\n", "pipeline.yaml:1:1", "a pipeline file is a mapping"),
     (
         "name: x\nsteps:\n  load: {uses: 'fixtures.yaml_steps:load', parameters: {n: 'three'}}\n",
@@ -289,7 +289,7 @@ CONFIGS: list[tuple[str, str, str]] = [
         "run.yaml:2:10",
         "unknown key 'cahce' in steps.load — did you mean 'cache'?",
     ),
-    ("tags: nightly\n", "run.yaml:1:7", "Input should be a valid list"),
+    ("tags: nightly\n", "run.yaml:1:7", "'tags' must be a list"),
     (
         "steps:\n  lod: {cache: false}\n",
         "",
@@ -302,7 +302,7 @@ CONFIGS: list[tuple[str, str, str]] = [
         "run.yaml:2:30",
         "unknown key 'wait' in steps.load.retries (valid: 'backoff', 'count', 'delay')",
     ),
-    ("enable_cache: sometimes\n", "run.yaml:1:15", "Input should be a valid boolean"),
+    ("enable_cache: sometimes\n", "run.yaml:1:15", "'enable_cache' must be true or false"),
 ]
 
 

@@ -6,6 +6,7 @@ import functools
 import io
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -105,10 +106,48 @@ def handles_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def escape(text: str) -> str:
+# C0 controls but tab and newline, DEL, and C1 controls (0x9b is a one-byte CSI on some
+# terminals): what could move the cursor, recolour or retitle the terminal, or hide text.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROL_AND_LINES = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+DISPLAY_CHARS = 500
+
+
+def clean(text: str, *, lines: bool = True) -> str:
+    """``text`` without control characters (escape sequences lose their ESC and show as
+    text); tabs and newlines are kept when ``lines``, else they become spaces."""
+    if lines:
+        return _CONTROL.sub("", text)
+    return _CONTROL.sub("", text.replace("\n", " ").replace("\t", " ").replace("\r", " "))
+
+
+def escape(text: object, *, lines: bool = True, limit: int | None = None) -> str:
+    """A user-controlled string (a name, value, error, preview: anything read from the store)
+    made safe to print through Rich: no control characters, and square brackets that Rich
+    prints as themselves instead of reading them as markup (``[/bold]``, ``[link=...]``).
+    ``limit`` truncates long values for display."""
     from rich.markup import escape as rich_escape
 
+    text = clean(str(text), lines=lines)
+    if limit is not None:
+        text = shorten(text, limit)
     return str(rich_escape(text))
+
+
+def shorten(text: str, limit: int = DISPLAY_CHARS) -> str:
+    """At most ``limit`` characters, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text) - limit:,} more characters)"
+
+
+def write_text(text: str) -> None:
+    """Write stored text (logs, a value) to stdout as it is when piped, and without control
+    characters when stdout is a terminal, which would act on them."""
+    stream = sys.stdout
+    if stream.isatty():
+        text = clean(text)
+    stream.write(redacted(text))
 
 
 def table(*columns: str, title: str | None = None) -> Any:
@@ -128,7 +167,7 @@ STATUS_STYLE = {
 
 
 def status_text(status: str) -> str:
-    return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
+    return f"[{STATUS_STYLE.get(status, 'white')}]{escape(status, lines=False)}[/]"
 
 
 def when(moment: datetime | None) -> str:

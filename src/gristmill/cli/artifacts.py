@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
 from gristmill.cli._output import (
+    DISPLAY_CHARS,
     console,
     escape,
     handles_errors,
@@ -18,6 +18,7 @@ from gristmill.cli._output import (
     size,
     table,
     when,
+    write_text,
 )
 
 
@@ -50,12 +51,12 @@ def list_artifacts(
     listing = table("artifact", "type", "materializer", "size", "created", "id")
     for av in found:
         listing.add_row(
-            f"{escape(av.name)}:{av.version}",
-            av.data_type,
-            av.materializer,
+            f"{escape(av.name, lines=False)}:{av.version}",
+            escape(av.data_type, lines=False),
+            escape(av.materializer, lines=False),
             size(av.size),
             when(av.created_at),
-            av.id[:12],
+            escape(av.id[:12]),
         )
     console().print(listing)
 
@@ -74,7 +75,7 @@ def show_artifact(ref: str, as_json: bool) -> None:
         print_json(data)
         return
     out = console()
-    out.print(f"[bold]{escape(av.name)}:{av.version}[/]  [dim]id {av.id}[/]")
+    out.print(f"[bold]{escape(av.name, lines=False)}:{av.version}[/]  [dim]id {escape(av.id)}[/]")
     rows = [
         ("type", av.data_type),
         ("materializer", av.materializer),
@@ -86,11 +87,13 @@ def show_artifact(ref: str, as_json: bool) -> None:
         ("preview", av.preview or "-"),
     ]
     for key, value in rows:
-        out.print(f"  [bold]{key:<13}[/] {escape(str(value))}")
+        out.print(f"  [bold]{key:<13}[/] {escape(value, lines=False, limit=DISPLAY_CHARS)}")
     if av.metadata:
         out.print("  [bold]metadata[/]")
         for key, value in av.metadata.items():
-            out.print(f"    {escape(key)} = {escape(str(value))}")
+            out.print(
+                f"    {escape(key, lines=False)} = {escape(value, lines=False, limit=DISPLAY_CHARS)}"
+            )
 
 
 @artifacts.command("load")
@@ -109,7 +112,7 @@ def load_artifact(ref: str, target: str | None) -> None:
     if target is None:
         value = av.load()
         text = value if isinstance(value, str) else repr(value)
-        sys.stdout.write(text + "\n")
+        write_text(text + "\n")
         return
     directory = av.local_directory()
     files = [p for p in directory.rglob("*") if p.is_file() and not p.name.startswith(".gristmill")]
@@ -148,7 +151,10 @@ def lineage(ref: str, downstream: bool, as_json: bool) -> None:
 
     def label(av_id: str) -> str:
         av = versions[av_id]
-        return f"[bold]{escape(av.artifact_name)}:{av.version}[/] [dim]{av.data_type.rpartition('.')[2]} {av_id[:12]}[/]"
+        return (
+            f"[bold]{escape(av.artifact_name, lines=False)}:{av.version}[/] "
+            f"[dim]{escape(av.data_type.rpartition('.')[2], lines=False)} {escape(av_id[:12])}[/]"
+        )
 
     root = Tree(label(graph.graph.root))
     expanded: set[str] = set()
@@ -165,7 +171,10 @@ def lineage(ref: str, downstream: bool, as_json: bool) -> None:
         for step_run_id, others in sorted(by_step.items()):
             step = step_runs[step_run_id]
             arrow = "made by" if not downstream else "read by"
-            branch = node.add(f"{arrow} step [cyan]{step.name}[/] [dim]run {step.run_id[:8]}[/]")
+            branch = node.add(
+                f"{arrow} step [cyan]{escape(step.name, lines=False)}[/] "
+                f"[dim]run {escape(step.run_id[:8])}[/]"
+            )
             for other in sorted(set(others)):
                 grow(branch.add(label(other)), other)
 

@@ -9,6 +9,7 @@ import click
 
 from gristmill.cli._output import (
     console,
+    escape,
     handles_errors,
     json_option,
     print_json,
@@ -64,7 +65,7 @@ def validate(target: str, config_path: str | None, params: tuple[str, ...], as_j
         )
         return
     console().print(
-        f"[green]valid[/]: pipeline [bold]{plan.spec.name}[/], {len(plan.order)} steps, "
+        f"[green]valid[/]: pipeline [bold]{escape(plan.spec.name)}[/], {len(plan.order)} steps, "
         f"spec {plan.spec.hash[:12]}"
     )
 
@@ -83,7 +84,10 @@ def list_pipelines(as_json: bool) -> None:
     listing = table("pipeline", "versions", "runs", "latest spec")
     for p in found:
         listing.add_row(
-            p.name, str(p.version_count), str(p.run_count), (p.latest_spec_hash or "")[:12]
+            escape(p.name, lines=False),
+            str(p.version_count),
+            str(p.run_count),
+            escape((p.latest_spec_hash or "")[:12]),
         )
     console().print(listing)
 

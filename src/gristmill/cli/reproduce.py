@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from gristmill.cli._output import (
+    clean,
     console,
     escape,
     handles_errors,
@@ -43,13 +44,19 @@ def reproduce(run: str, cache: bool, code: str, as_json: bool) -> None:
         sys.exit(0 if result.matches else 1)
     out = console()
     out.print(
-        f"Reproduced [bold]{result.original.name}[/] as [bold]{result.new.name}[/] "
+        f"Reproduced [bold]{escape(result.original.name)}[/] as [bold]{escape(result.new.name)}[/] "
         f"({status_text(result.new.status)})"
     )
     rows = table("step", "output", "original", "reproduced", "")
     for c in result.comparisons:
         mark = "[green]same[/]" if c.same else "[bold red]differs[/]"
-        rows.add_row(c.step, c.output, (c.before or "-")[:12], (c.after or "missing")[:12], mark)
+        rows.add_row(
+            escape(c.step),
+            escape(c.output),
+            escape((c.before or "-")[:12]),
+            escape((c.after or "missing")[:12]),
+            mark,
+        )
     out.print(rows)
     for change in result.environment_changes:
         out.print(f"[yellow]environment changed:[/] {escape(change)}")
@@ -101,7 +108,9 @@ def diff(run_a: str, run_b: str, as_json: bool) -> None:
         print_json(result)
         return
     out = console()
-    out.print(f"[bold]a[/] = {result['a']['name']}   [bold]b[/] = {result['b']['name']}")
+    out.print(
+        f"[bold]a[/] = {escape(result['a']['name'])}   [bold]b[/] = {escape(result['b']['name'])}"
+    )
     if result["same"]:
         out.print(
             "[green]No differences in parameters, configuration, code, packages, artifacts or metrics.[/]"
@@ -116,19 +125,29 @@ def diff(run_a: str, run_b: str, as_json: bool) -> None:
         rows = table("step", "output", "a", "b", title="Artifacts that differ")
         for item in result["artifacts"]:
             rows.add_row(
-                item["step"], item["output"], (item["a"] or "-")[:12], (item["b"] or "-")[:12]
+                escape(item["step"]),
+                escape(item["output"]),
+                escape((item["a"] or "-")[:12]),
+                escape((item["b"] or "-")[:12]),
             )
         out.print(rows)
     code = result["code"]
     if code["changed"]:
-        out.print(f"[bold]Code[/] snapshot {str(code['a'])[:12]} → {str(code['b'])[:12]}")
+        out.print(
+            f"[bold]Code[/] snapshot {escape(str(code['a'])[:12])} → {escape(str(code['b'])[:12])}"
+        )
         for item in code["files"]:
             out.print(f"[bold]{item['state']}[/] {escape(item['path'])}")
             if item["diff"]:
                 from rich.syntax import Syntax
 
                 out.print(
-                    Syntax(item["diff"], "diff", theme="ansi_dark", background_color="default")
+                    Syntax(
+                        clean(item["diff"]),
+                        "diff",
+                        theme="ansi_dark",
+                        background_color="default",
+                    )
                 )
 
 
@@ -137,5 +156,5 @@ def _pairs(out: Any, title: str, pairs: dict[str, Any]) -> None:
         return
     rows = table("", "a", "b", title=title)
     for key, (a, b) in pairs.items():
-        rows.add_row(escape(str(key)), escape(repr(a)), escape(repr(b)))
+        rows.add_row(escape(str(key)), escape(repr(a), limit=200), escape(repr(b), limit=200))
     out.print(rows)

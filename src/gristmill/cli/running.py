@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from gristmill.cli._output import console, handles_errors, print_json, status_text
+from gristmill.cli._output import console, escape, handles_errors, print_json, status_text
 from gristmill.errors import ConfigError, ParameterError, RunFailedError
 from gristmill.execution import RunListener
 
@@ -119,14 +119,14 @@ class _Progress(RunListener):
 
     def step_started(self, *, step_id: str, **future: Any) -> None:
         if self._progress is not None:
-            self._progress.update(self._task, description=f"running {step_id}")
+            self._progress.update(self._task, description=f"running {escape(step_id)}")
 
     def step_finished(self, *, step_id: str, status: str, **future: Any) -> None:
         self.done += 1
         if self._progress is not None:
             self._progress.advance(self._task)
         if self.enabled:
-            console(stderr=True).print(f"  {status_text(status):<22} {step_id}")
+            console(stderr=True).print(f"  {status_text(status):<22} {escape(step_id)}")
 
 
 @click.command()
@@ -201,7 +201,8 @@ def run(
     plan = pipeline.compile(**parse_parameters(params, pipeline.parameters))
     if not as_json:
         console(stderr=True).print(
-            f"Running [bold]{plan.spec.name}[/] as [bold]{plan.run_name}[/] ({len(plan.order)} steps)"
+            f"Running [bold]{escape(plan.spec.name)}[/] as [bold]{escape(plan.run_name)}[/] "
+            f"({len(plan.order)} steps)"
         )
     progress = _Progress(len(plan.order), enabled=not as_json)
     # With --json, stdout carries only the JSON document: what steps print goes to stderr.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import click
@@ -14,10 +13,12 @@ from gristmill.cli._output import (
     json_option,
     print_json,
     seconds,
+    shorten,
     size,
     status_text,
     table,
     when,
+    write_text,
 )
 from gristmill.cli.reproduce import diff
 
@@ -32,23 +33,32 @@ def render_run(run: Any, *, show_config: bool = False) -> None:
     """The run, its steps, metrics and outputs, as people read them."""
     out = console()
     out.print(
-        f"\n[bold]Run[/] {run.name}  {status_text(run.status)}  "
-        f"[dim]id {run.id} · pipeline {run.pipeline_name} · {seconds(run.duration)}[/]"
+        f"\n[bold]Run[/] {escape(run.name, lines=False)}  {status_text(run.status)}  "
+        f"[dim]id {escape(run.id, lines=False)} · pipeline {escape(run.pipeline_name, lines=False)}"
+        f" · {seconds(run.duration)}[/]"
     )
     if run.parameters:
-        params = ", ".join(f"{k}={v!r}" for k, v in run.parameters.items())
-        out.print(f"[bold]Parameters[/] {escape(params)}")
+        # Each value shortened: a huge parameter must not take the terminal (or minutes).
+        params = ", ".join(
+            f"{k}={shorten(_short_repr(v), PARAMETER_CHARS)}" for k, v in run.parameters.items()
+        )
+        out.print(f"[bold]Parameters[/] {escape(params, lines=False)}")
     steps = table("step", "status", "duration", "outputs", title="Steps")
     for step in run.steps.values():
         outputs = ", ".join(f"{name} → {av.name}:{av.version}" for name, av in step.outputs.items())
         steps.add_row(
-            step.name, status_text(step.status), seconds(step.duration), escape(outputs) or "-"
+            escape(step.name, lines=False),
+            status_text(step.status),
+            seconds(step.duration),
+            escape(outputs, lines=False) or "-",
         )
     out.print(steps)
     if run.metadata:
         metrics = table("metric", "value", title="Metrics")
         for key, value in run.metadata.items():
-            metrics.add_row(escape(key), escape(_format_value(value)))
+            metrics.add_row(
+                escape(key, lines=False), escape(_format_value(value), limit=PARAMETER_CHARS)
+            )
         out.print(metrics)
     artifacts = table("artifact", "type", "size", "preview", "id", title="Artifacts")
     seen = set()
@@ -58,33 +68,53 @@ def render_run(run: Any, *, show_config: bool = False) -> None:
                 continue
             seen.add(av.id)
             artifacts.add_row(
-                f"{escape(av.name)}:{av.version}",
-                av.data_type.rpartition(".")[2],
+                f"{escape(av.name, lines=False)}:{av.version}",
+                escape(av.data_type.rpartition(".")[2], lines=False),
                 size(av.size),
-                escape((av.preview or "")[:60]),
-                av.id[:12],
+                escape((av.preview or "")[:60], lines=False),
+                escape(av.id[:12]),
             )
     if seen:
         out.print(artifacts)
     if run.error:
-        out.print(f"[bold red]Error:[/] {escape(run.error)}")
+        out.print(f"[bold red]Error:[/] {escape(run.error, limit=ERROR_CHARS)}")
         failed = [s for s in run.steps.values() if s.status == "failed"]
         for step in failed:
-            out.print(f"[red]--- step {step.name} ---[/]\n{escape((step.error or '').rstrip())}")
+            out.print(
+                f"[red]--- step {escape(step.name, lines=False)} ---[/]\n"
+                f"{escape((step.error or '').rstrip(), limit=ERROR_CHARS)}"
+            )
     if show_config:
         from rich.pretty import Pretty
 
-        out.print("[bold]Configuration[/]")
-        out.print(Pretty(run.config))
-        out.print("[bold]Stack[/]")
-        out.print(Pretty(run.stack))
-        out.print("[bold]Environment[/]")
-        out.print(Pretty(run.environment))
+        # Pretty prints reprs (control characters show escaped, no markup is read); long
+        # strings and containers are cut for display.
+        for title, data in (
+            ("Configuration", run.config),
+            ("Stack", run.stack),
+            ("Environment", run.environment),
+        ):
+            out.print(f"[bold]{title}[/]")
+            out.print(Pretty(data, max_string=PARAMETER_CHARS, max_length=100))
+
+
+# How much of a parameter or metadata value, and of an error, `runs show` prints.
+PARAMETER_CHARS = 200
+ERROR_CHARS = 20_000
+
+
+def _short_repr(value: Any) -> str:
+    """The repr of a value, without building the whole text of a huge string first."""
+    if isinstance(value, str) and len(value) > PARAMETER_CHARS:
+        return f"{value[:PARAMETER_CHARS]!r}… ({len(value):,} characters)"
+    return repr(value)
 
 
 def _format_value(value: Any) -> str:
     if isinstance(value, float):
         return repr(round(value, 6))
+    if isinstance(value, str) and len(value) > PARAMETER_CHARS:
+        return shorten(value, PARAMETER_CHARS)
     return str(value)
 
 
@@ -121,13 +151,13 @@ def list_runs(
     listing = table("run", "pipeline", "status", "stack", "started", "duration", "id")
     for r in found:
         listing.add_row(
-            r.name,
-            r.pipeline_name,
+            escape(r.name, lines=False),
+            escape(r.pipeline_name, lines=False),
             status_text(r.status),
-            r.stack.get("name", "-"),
+            escape(r.stack.get("name", "-"), lines=False),
             when(r.started_at),
             seconds(r.duration),
-            r.id[:12],
+            escape(r.id[:12]),
         )
     console().print(listing)
     total = client.count_runs(pipeline=pipeline, status=status)
@@ -164,9 +194,7 @@ def show_run(run: str, show_config: bool, show_packages: bool, as_json: bool) ->
             from gristmill.errors import NotFoundError
 
             raise NotFoundError(f"run {found.name} recorded no package list")
-        sys.stdout.write(
-            "".join(f"{line}\n" for line in package_list(found.artifact_store, digest))
-        )
+        write_text("".join(f"{line}\n" for line in package_list(found.artifact_store, digest)))
         return
     if as_json:
         data = {
@@ -203,7 +231,10 @@ def reap_runs(stale_after: float | None, as_json: bool) -> None:
         console().print("No dead runs: every running run is alive.")
         return
     for r in reaped:
-        console().print(f"{r.name}  {status_text(r.status)}  [dim]{escape(r.error or '')}[/]")
+        console().print(
+            f"{escape(r.name, lines=False)}  {status_text(r.status)}  "
+            f"[dim]{escape(r.error or '', limit=ERROR_CHARS)}[/]"
+        )
 
 
 @click.group()
@@ -219,9 +250,9 @@ def step_logs(run: str, step: str) -> None:
     """What STEP of RUN printed and logged (RUN: id, name or 'latest')."""
     text = _client().get_run(run).step(step).logs()
     if not text:
-        console(stderr=True).print(f"[dim]step '{step}' printed nothing[/]")
+        console(stderr=True).print(f"[dim]step '{escape(step)}' printed nothing[/]")
         return
-    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    write_text(text if text.endswith("\n") else text + "\n")
 
 
 runs.add_command(diff, "diff")

@@ -49,6 +49,8 @@ class StepOutcome:
     step_id: str
     status: str
     error: BaseException | None = None
+    # False when the metadata store could not take the step's failure (``finish`` tries again)
+    recorded: bool = True
 
 
 class _Progress:
@@ -82,13 +84,13 @@ def launch_step(run: RunContext, step_id: str) -> StepOutcome:
         status, outputs = _launch(run, plan, progress)
     except BaseException as exc:
         run.monitor.done(plan.step_run_id)
-        _record_failure(run, plan, progress, exc)
+        recorded = _record_failure(run, plan, progress, exc)
         if not isinstance(exc, Exception):
             raise  # KeyboardInterrupt, SystemExit: recorded, then let through
-        return StepOutcome(step_id, Status.FAILED, exc)
+        return StepOutcome(step_id, Status.FAILED, exc, recorded)
     run.record_outputs(step_id, outputs)
     if status == Status.COMPLETED:
-        _run_hook(plan.options.on_success, step_id, "on_success", None)
+        _run_hook(plan.options.on_success, step_id, "on_success", None, progress.context)
     return StepOutcome(step_id, status)
 
 
@@ -274,9 +276,10 @@ def _save_logs(
 
 def _record_failure(
     run: RunContext, plan: StepPlan, progress: _Progress, exc: BaseException
-) -> None:
-    """Record the step run as failed with its error (and the logs it wrote). If the metadata
-    store cannot take it either, say so on the console: the run still ends (``finish``)."""
+) -> bool:
+    """Record the step run as failed with its error (and the logs it wrote); False if the
+    metadata store could not take it either: that is said on the console, and the run still
+    ends (``RunContext.finish``)."""
     context = progress.context
     attempts = max(progress.attempts, context.attempt, 1) if context is not None else 0
     error = redact("".join(traceback.format_exception(exc))[-_MAX_ERROR_CHARS:])
@@ -296,7 +299,9 @@ def _record_failure(
             if context is None
             else [m for m in context.pending_metadata if m[0] != Entity.ARTIFACT_VERSION],
         )
+        recorded = True
     except Exception as record_exc:
+        recorded = False
         logger.error(
             "step '%s' failed (%s: %s) and that could not be recorded in the metadata store: "
             "%s: %s",
@@ -307,18 +312,21 @@ def _record_failure(
             redact(str(record_exc)),
         )
     if isinstance(exc, Exception):
-        # The hook sees the step's context, as the step did.
-        token = set_context(context) if context is not None else None
-        try:
-            _run_hook(plan.options.on_failure, plan.id, "on_failure", exc)
-        finally:
-            if token is not None:
-                reset_context(token)
+        _run_hook(plan.options.on_failure, plan.id, "on_failure", exc, context)
+    return recorded
 
 
-def _run_hook(hook: Any, step_id: str, kind: str, exc: BaseException | None) -> None:
+def _run_hook(
+    hook: Any,
+    step_id: str,
+    kind: str,
+    exc: BaseException | None,
+    context: StepContext | None,
+) -> None:
     if hook is None:
         return
+    # A hook sees the step's context, as the step did.
+    token = set_context(context) if context is not None else None
     try:
         function = import_source(hook) if isinstance(hook, str) else hook
         wants_error = exc is not None and _takes_an_argument(function)
@@ -326,6 +334,9 @@ def _run_hook(hook: Any, step_id: str, kind: str, exc: BaseException | None) -> 
     except Exception:
         # A hook must not change the step's outcome; its failure is reported loudly instead.
         logger.exception("the %s hook of step '%s' raised", kind, step_id)
+    finally:
+        if token is not None:
+            reset_context(token)
 
 
 def _takes_an_argument(function: Any) -> bool:

@@ -33,6 +33,7 @@ from gristmill.spec import (
     PipelineSpec,
     StepSpec,
     check_json_type,
+    check_run_name,
     json_type_of,
     referenced_param,
     unescape_literal,
@@ -305,7 +306,7 @@ def _run_name(template: str | None, pipeline: str, run_id: str) -> str:
     if not template:
         return f"{pipeline}-{now:%Y%m%d-%H%M%S}-{run_id[:6]}"
     try:
-        return template.format(
+        name = template.format(
             pipeline=pipeline,
             date=f"{now:%Y-%m-%d}",
             time=f"{now:%H%M%S}",
@@ -316,3 +317,4 @@ def _run_name(template: str | None, pipeline: str, run_id: str) -> str:
             f"run name template {template!r} is not valid ({exc}): use the fields "
             "{pipeline}, {date}, {time} and {id}"
         ) from None
+    return check_run_name(name, f"from the template {template!r}")

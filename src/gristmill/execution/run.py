@@ -134,6 +134,17 @@ class RunContext:
                     else (error or "the run ended before this step ran")
                 )
                 self.skip(never_ran, reason)
+            for outcome in self.outcomes.values():
+                if not outcome.recorded:  # not left pending: ended, with what is known
+                    self.store.stop_step_runs(
+                        self.plan.run_id,
+                        [outcome.step_id],
+                        reason=redact(
+                            f"the step failed ({type(outcome.error).__name__}: "
+                            f"{outcome.error}) but that could not be recorded at the time"
+                        ),
+                        at=time.time(),
+                    )
         except Exception as exc:
             logger.error(
                 "could not record the steps of run %s that never ran: %s: %s",

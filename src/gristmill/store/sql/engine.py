@@ -75,17 +75,27 @@ class SQLEngine:
     def _reading(self, doing: str) -> Iterator[Connection]:
         """A connection for reads; a database failure becomes a StoreError saying ``doing``."""
         try:
-            with self.engine.connect() as conn:
+            with self._connect() as conn:
                 yield conn
         except SQLAlchemyError as exc:
             raise self._failure(exc, doing) from exc
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
-        with self._sqlite_writer or nullcontext(), self.engine.connect() as conn:
+        with self._sqlite_writer or nullcontext(), self._connect() as conn:
             conn.execution_options(**{_WRITE: True})
             with conn.begin():
                 yield conn
+
+    def _connect(self) -> Connection:
+        """A pooled connection; StoreError saying where and what to check when the database
+        cannot be reached (a busy SQLite is left to the caller's retries)."""
+        try:
+            return self.engine.connect()
+        except DBAPIError as exc:
+            if _is_transient(exc):
+                raise
+            raise self._unreachable(exc) from exc
 
     def _retrying(
         self, work: Callable[[Connection], T], doing: str, *, retry_conflicts: bool = True
@@ -116,19 +126,22 @@ class SQLEngine:
 
     def _failure(self, exc: SQLAlchemyError, doing: str) -> StoreError:
         """The StoreError for a database error: where, what was being done, and the fix."""
-        where = safe_url(self.url)
-        reason = _reason(exc, self.url)
-        if _unreachable(exc):
-            check = (
-                "check the path"
-                if self.dialect == "sqlite"
-                else "check the server is running and the URL"
-            )
-            return StoreError(
-                f"cannot reach the metadata store at {where}: {reason}; {check} "
-                "(GRISTMILL_STORE_URL / `gristmill store set`)"
-            )
-        return StoreError(f"the metadata store at {where} failed {doing}: {reason}")
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+            return self._unreachable(exc)
+        return StoreError(
+            f"the metadata store at {safe_url(self.url)} failed {doing}: {_reason(exc, self.url)}"
+        )
+
+    def _unreachable(self, exc: DBAPIError) -> StoreError:
+        check = (
+            "check the path"
+            if self.dialect == "sqlite"
+            else "check the server is running and the URL"
+        )
+        return StoreError(
+            f"cannot reach the metadata store at {safe_url(self.url)}: {_reason(exc, self.url)}; "
+            f"{check} (GRISTMILL_STORE_URL / `gristmill store set`)"
+        )
 
     def _insert_missing(self, conn: Connection, table: Table, row: dict[str, Any]) -> None:
         """Insert a row keyed by a derived id unless it is already there."""
@@ -165,7 +178,7 @@ class SQLEngine:
             raise self._failure(exc, "opening it (reading or upgrading its schema)") from exc
 
     def _schema_revision(self) -> str | None:
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             return _read_revision(conn)
 
     def _create_schema(self, conn: Connection) -> None:
@@ -193,7 +206,7 @@ class SQLEngine:
                 f"which this gristmill does not know (its newest is '{s.HEAD_REVISION}'): "
                 "upgrade gristmill (pip install -U gristmill)"
             )
-        with self.engine.connect() as conn:
+        with self._connect() as conn:
             upgrade(conn)
             conn.commit()
 
@@ -270,12 +283,6 @@ def _is_transient(exc: DBAPIError) -> bool:
     return isinstance(exc, IntegrityError) or any(
         word in message for word in ("locked", "busy", "deadlock", "serializ", "could not obtain")
     )
-
-
-def _unreachable(exc: SQLAlchemyError) -> bool:
-    """Whether the database could not be connected to at all (rather than refused a query):
-    SQLAlchemy raises connect failures with no statement, and flags lost connections."""
-    return isinstance(exc, DBAPIError) and (exc.statement is None or exc.connection_invalidated)
 
 
 def _reason(exc: BaseException, url: str) -> str:
