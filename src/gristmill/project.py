@@ -77,14 +77,22 @@ class Project:
         data = {k: v for k, v in data.items() if v is not None}
         path = self.directory / CONFIG_FILE
         temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        temporary.unlink(missing_ok=True)
+        # 0600 whatever the umask: the file may hold a store URL with its password.
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(data, indent=2, sort_keys=True) + "\n")
         temporary.replace(path)
 
     def init(self) -> bool:
         """Create ``.gristmill/`` if missing; True if it was created."""
         if self.exists:
             return False
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(parents=True, exist_ok=True)
+        # 0700: the database, logs, artifacts and secrets key are this user's alone, whatever
+        # the umask (on a shared machine the default would make them world-readable).
+        self.directory.mkdir(mode=0o700, exist_ok=True)
+        self.directory.chmod(0o700)
         (self.directory / ".gitignore").write_text("*\n", encoding="utf-8")
         self.save_settings(active_stack=DEFAULT_STACK)
         create_key_file(self.directory)
@@ -230,8 +238,49 @@ def find_project(start: Path | str | None = None) -> Project:
     here = Path(start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
         if (folder / PROJECT_DIR).is_dir():
+            check_safe_directory(folder)
             return Project(folder)
     return Project(here)
+
+
+SAFE_DIRECTORIES_VARIABLE = "GRISTMILL_SAFE_DIRECTORIES"
+
+
+def check_safe_directory(root: Path) -> None:
+    """A ConfigError when ``root/.gristmill``, found by walking up from the working directory,
+    is owned by another user or writable by group or others (as git's ``safe.directory``):
+    on a shared machine anyone could have made ``/tmp/.gristmill`` to receive the runs (and
+    feed the code) of everyone working below it. ``GRISTMILL_SAFE_DIRECTORIES`` lists the
+    project folders to trust anyway (``os.pathsep``-separated; ``*`` trusts every one).
+    A project named explicitly (GRISTMILL_PROJECT, --project) is not checked."""
+    if not hasattr(os, "geteuid"):  # Windows: no POSIX owners and modes to check
+        return
+    directory = root / PROJECT_DIR
+    info = directory.stat()
+    reasons = []
+    if info.st_uid != os.geteuid():
+        reasons.append(f"owned by uid {info.st_uid}, not you (uid {os.geteuid()})")
+    if info.st_mode & 0o022:
+        writable = " and ".join(
+            who for who, bit in (("group", 0o020), ("others", 0o002)) if info.st_mode & bit
+        )
+        reasons.append(f"writable by {writable} (mode {info.st_mode & 0o777:o})")
+    if not reasons or _trusted_directory(root):
+        return
+    raise ConfigError(
+        f"refusing {directory}: {'; '.join(reasons)}. Whoever can write it can change what "
+        f"your runs record and which code they run. If you trust it, set "
+        f"{SAFE_DIRECTORIES_VARIABLE}={root} (or `chmod go-w {directory}` if it is yours); "
+        "or run `gristmill init` in your own project folder"
+    )
+
+
+def _trusted_directory(root: Path) -> bool:
+    listed = os.environ.get(SAFE_DIRECTORIES_VARIABLE, "")
+    for entry in filter(None, listed.split(os.pathsep)):
+        if entry.strip() == "*" or Path(entry).expanduser().resolve() == root:
+            return True
+    return False
 
 
 def _at_exit() -> None:

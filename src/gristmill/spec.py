@@ -397,21 +397,33 @@ def _too_large(what: str, size: int) -> None:
 
 def check_pipeline_name(name: Any, where: str | None = None) -> str:
     """``name`` if it is a valid pipeline name, else a PipelineDefinitionError saying why."""
-    return _check_name(name, "pipeline name", PIPELINE_NAME_PATTERN, where,
-                       "use letters, digits, '_', '-' or '.', starting with a letter or '_'")
+    return _check_name(
+        name,
+        "pipeline name",
+        PIPELINE_NAME_PATTERN,
+        where,
+        "use letters, digits, '_', '-' or '.', starting with a letter or '_'",
+    )
 
 
 def check_run_name(name: Any, where: str | None = None) -> str:
     """``name`` if it is a valid run name, else a ConfigError saying why."""
     try:
-        return _check_name(name, "run name", RUN_NAME_PATTERN, where,
-                           "use letters, digits, spaces and '_', '-', '.', ':', '+', '@', '=', ','"
-                           ", starting and ending with a letter, digit or '_'")
+        return _check_name(
+            name,
+            "run name",
+            RUN_NAME_PATTERN,
+            where,
+            "use letters, digits, spaces and '_', '-', '.', ':', '+', '@', '=', ','"
+            ", starting and ending with a letter, digit or '_'",
+        )
     except PipelineDefinitionError as exc:
         raise ConfigError(str(exc)) from None
 
 
-def _check_name(name: Any, kind: str, pattern: re.Pattern[str], where: str | None, rule: str) -> str:
+def _check_name(
+    name: Any, kind: str, pattern: re.Pattern[str], where: str | None, rule: str
+) -> str:
     suffix = f" ({where})" if where else ""
     if not isinstance(name, str) or len(name) > MAX_NAME_CHARS or not pattern.fullmatch(name):
         shown = repr(name) if not isinstance(name, str) else repr(name[:MAX_NAME_CHARS])

@@ -178,8 +178,12 @@ def test_concurrent_threads_writing_one_sqlite_store() -> None:
     def p(i: int = 0) -> None:
         work(i=i)
 
+    # All eight start writing together, so the writes really contend.
+    start = threading.Barrier(8)
+
     def target(i: int) -> None:
         try:
+            start.wait(timeout=10)
             for _ in range(3):
                 p(i=i)
         except BaseException as exc:  # pragma: no cover - reported below

@@ -11,7 +11,9 @@ from __future__ import annotations
 import abc
 import io
 import logging
+import re
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -108,9 +110,43 @@ class HashingFile(io.BufferedIOBase):
 
 
 def clip(text: str, limit: int = PREVIEW_CHARS) -> str:
-    """One line of at most ``limit`` characters (runs of whitespace become one space)."""
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    """One line of at most ``limit`` characters (runs of whitespace become one space, control
+    characters are dropped). Only the start of ``text`` is looked at, so clipping a huge text
+    costs no more than a short one."""
+    head = text[: limit * 4 + 64]
+    short = " ".join(_CONTROL.sub("", head).split())
+    if len(short) <= limit and len(head) == len(text):
+        return short
+    return short[: limit - 3] + "..."
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x9f]")  # what split() leaves
+
+
+def class_named(dotted: str, base: type) -> type | None:
+    """The class a recorded dotted type name (``module.Qual.Name``) names, if its module is
+    already imported and it is a subclass of ``base``; else None.
+
+    Nothing is imported and no attribute hook (a module's ``__getattr__``) runs: a type name
+    read from the metadata store is data, and whoever can write the store must not be able to
+    make a load import a module or call a function. Only classes that code this process already
+    runs defined can come back, and only of the kind the materializer rebuilds."""
+    module_name, _, qualname = dotted.rpartition(".")
+    obj: Any = sys.modules.get(module_name)
+    while obj is None and "." in module_name:  # a nested class: ``module.Outer.Inner``
+        module_name, _, outer = module_name.rpartition(".")
+        qualname = f"{outer}.{qualname}"
+        obj = sys.modules.get(module_name)
+    if obj is None or not qualname:
+        return None
+    for part in qualname.split("."):
+        namespace = getattr(obj, "__dict__", None)
+        if not isinstance(namespace, Mapping) or part not in namespace:
+            return None
+        obj = namespace[part]
+    if isinstance(obj, type) and issubclass(obj, base):
+        return obj
+    return None
 
 
 def module_loaded(name: str) -> Any:

@@ -1,23 +1,48 @@
-"""Materializers for Python builtins (JSON), raw bytes and pydantic models (JSON)."""
+"""Materializers for Python builtins (JSON), raw bytes and pydantic models (JSON).
+
+The type name recorded with an artifact version is data from the metadata store: loading never
+imports a module or calls anything it names. The JSON materializer rebuilds the containers it
+saves (tuple, set, frozenset) from a fixed table, and an enum member only from an enum class
+that is already imported; the pydantic materializer validates into a model class that is
+already imported (the step's or the caller's own code), else returns the plain JSON data.
+"""
 
 from __future__ import annotations
 
-import importlib
+import enum
 import json
+import logging
+import reprlib
 from pathlib import Path
 from typing import Any
 
 from gristmill.artifacts.materializers.base import (
+    PREVIEW_CHARS,
     CannotMaterialize,
     Materializer,
+    class_named,
     clip,
     data_type_name,
     module_loaded,
 )
 from gristmill.errors import MaterializerError
 
+logger = logging.getLogger("gristmill")
+
 _JSON_TYPES = (dict, list, tuple, str, int, float, bool, type(None), set, frozenset)
+# Every type the JSON materializer rebuilds by name: these, and already-imported enums.
 _CONTAINERS = {"builtins.tuple": tuple, "builtins.set": set, "builtins.frozenset": frozenset}
+_PLAIN = frozenset(
+    {
+        "builtins.dict",
+        "builtins.list",
+        "builtins.str",
+        "builtins.int",
+        "builtins.float",
+        "builtins.bool",
+        "builtins.NoneType",
+    }
+)
 
 
 class JSONMaterializer(Materializer):
@@ -50,34 +75,80 @@ class JSONMaterializer(Materializer):
         value = json.loads((directory / "data.json").read_text(encoding="utf-8"))
         container = _CONTAINERS.get(data_type)
         if container is not None:
+            if not isinstance(value, list):
+                raise MaterializerError(
+                    f"data.json holds a {type(value).__name__}, not the list a {data_type} is "
+                    "stored as"
+                )
             return container(value)
-        if data_type not in (
-            "builtins.dict",
-            "builtins.list",
-            "builtins.str",
-            "builtins.int",
-            "builtins.float",
-            "builtins.bool",
-            "builtins.NoneType",
-        ):
-            # A subclass of a builtin (IntEnum, a str subclass): rebuild it when importable.
-            cls = _import_type(data_type)
-            if cls is not None:
-                try:
-                    return cls(value)
-                except Exception:
-                    return value
+        if data_type in _PLAIN:
+            return value
+        # An enum member (IntEnum, StrEnum) comes back as itself only when its class is
+        # already imported: the recorded name picks among enums, never any other callable.
+        cls = class_named(data_type, enum.Enum)
+        if cls is not None:
+            try:
+                return cls(value)
+            except ValueError:
+                pass
+        logger.debug("loading a %s as its plain JSON value", data_type)
         return value
 
     def describe(self, value: Any) -> tuple[str, dict[str, Any]]:
         meta: dict[str, Any] = {}
         if isinstance(value, (list, tuple, dict, set, frozenset)):
             meta["length"] = len(value)
-        return clip(
-            json.dumps(value, default=str)
-            if not isinstance(value, (set, frozenset))
-            else repr(value)
-        ), meta
+        if isinstance(value, (set, frozenset)):
+            return clip(_PREVIEW_REPR.repr(value)), meta
+        return clip(bounded_json(value, PREVIEW_CHARS * 2)), meta
+
+
+_PREVIEW_REPR = reprlib.Repr()
+_PREVIEW_REPR.maxstring = _PREVIEW_REPR.maxother = PREVIEW_CHARS
+_PREVIEW_REPR.maxset = _PREVIEW_REPR.maxfrozenset = 30
+
+
+def bounded_json(value: Any, limit: int) -> str:
+    """The start (at least ``limit`` characters, when there are that many) of the JSON text
+    of ``value``, built from bounded slices: the preview of a 1 GB string or a list of
+    millions costs what a short one does, where ``json.dumps`` of the whole would copy it."""
+    parts: list[str] = []
+    size = 0
+
+    def add(text: str) -> bool:
+        nonlocal size
+        parts.append(text)
+        size += len(text)
+        return size < limit
+
+    def walk(item: Any, depth: int) -> bool:
+        if isinstance(item, str):
+            return add(json.dumps(item[:limit]) if len(item) > limit else json.dumps(item))
+        if depth > 32:
+            return add("...")
+        if isinstance(item, dict):
+            if not add("{"):
+                return False
+            for i, (key, inner) in enumerate(item.items()):
+                if (i and not add(", ")) or not walk(str(key), depth + 1) or not add(": "):
+                    return False
+                if not walk(inner, depth + 1):
+                    return False
+            return add("}")
+        if isinstance(item, (list, tuple)):
+            if not add("["):
+                return False
+            for i, inner in enumerate(item):
+                if (i and not add(", ")) or not walk(inner, depth + 1):
+                    return False
+            return add("]")
+        try:
+            return add(json.dumps(item))
+        except (TypeError, ValueError):
+            return add(_PREVIEW_REPR.repr(item))
+
+    walk(value, 0)
+    return "".join(parts)
 
 
 def _round_trips(value: Any) -> bool:
@@ -96,17 +167,6 @@ def _round_trips(value: Any) -> bool:
         elif not isinstance(item, (str, int, float, type(None), set, frozenset)):
             return False
     return True
-
-
-def _import_type(dotted: str) -> Any:
-    module_name, _, qualname = dotted.rpartition(".")
-    try:
-        obj: Any = importlib.import_module(module_name)
-        for part in qualname.split("."):
-            obj = getattr(obj, part)
-        return obj
-    except (ImportError, AttributeError, ValueError):
-        return None
 
 
 class BytesMaterializer(Materializer):
@@ -131,7 +191,9 @@ class BytesMaterializer(Materializer):
 
 
 class PydanticMaterializer(Materializer):
-    """Pydantic models as JSON (``model.json``), validated back into their class on load."""
+    """Pydantic models as JSON (``model.json``), validated back into their class on load when
+    that class is already imported (by the step's module, or the caller's code); otherwise the
+    model's data comes back as a plain dict, since the recorded class name is never imported."""
 
     name = "pydantic"
     priority = 20
@@ -145,15 +207,19 @@ class PydanticMaterializer(Materializer):
         (directory / "model.json").write_text(value.model_dump_json(), encoding="utf-8")
 
     def load(self, directory: Path, data_type: str) -> Any:
-        cls = _import_type(data_type)
+        text = (directory / "model.json").read_text(encoding="utf-8")
+        pydantic = module_loaded("pydantic")
+        cls = class_named(data_type, pydantic.BaseModel) if pydantic is not None else None
         if cls is None:
-            raise MaterializerError(
-                f"cannot import the pydantic model class {data_type} to load this artifact; "
-                "make it importable (the module that defines it must be on sys.path)"
+            logger.info(
+                "loading the %s as a dict: its class is not imported in this process (import "
+                "the module that defines it first to get the model back)",
+                data_type,
             )
-        return cls.model_validate_json((directory / "model.json").read_text(encoding="utf-8"))
+            return json.loads(text)
+        return cls.model_validate_json(text)
 
     def describe(self, value: Any) -> tuple[str, dict[str, Any]]:
-        return clip(f"{type(value).__name__}({value.model_dump_json()})"), {
+        return clip(f"{type(value).__name__}({value.model_dump_json()[: PREVIEW_CHARS * 2]})"), {
             "type": data_type_name(type(value))
         }
