@@ -20,9 +20,12 @@ import inspect
 import sys
 import sysconfig
 import types
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gristmill._hashing import hash_text
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 _SIMPLE_CONSTANTS = (int, float, str, bytes, bool, type(None))
 
@@ -101,12 +104,76 @@ def is_user_module(module_name: str | None) -> bool:
 
 @functools.lru_cache(maxsize=16384)
 def _is_user_file(file: str) -> bool:
+    """User code: a file outside the interpreter's library folders that is under the project
+    (the working directory, GRISTMILL_PROJECT, the script's folder), or elsewhere but not
+    part of an installed distribution (a folder on PYTHONPATH holding packages installed there
+    with ``pip install --target`` is library code, though it is not site-packages)."""
     # Cached: a process imports thousands of library modules, each resolved once.
     if file.startswith(_library_roots()):
         return False
     from pathlib import Path
 
-    return not str(Path(file).resolve()).startswith(_library_roots())
+    path = Path(file).resolve()
+    if str(path).startswith(_library_roots()):
+        return False
+    if any(path.is_relative_to(root) for root in _project_roots()):
+        return True
+    return not _distributed(path)
+
+
+def _project_roots() -> list[Path]:
+    import os
+    from pathlib import Path
+
+    roots = [Path.cwd()]
+    if os.environ.get("GRISTMILL_PROJECT"):
+        roots.append(Path(os.environ["GRISTMILL_PROJECT"]).expanduser())
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    if main_file:
+        roots.append(Path(main_file).parent)
+    return [root.resolve() for root in roots]
+
+
+def _distributed(path: Path) -> bool:
+    """Whether ``path`` belongs to a distribution installed in the ``sys.path`` folder that
+    holds it (its top-level name is listed by a ``*.dist-info`` or ``*.egg-info`` there)."""
+    from pathlib import Path
+
+    for entry in sys.path:
+        folder = Path(entry or ".").resolve()
+        if folder == path or not path.is_relative_to(folder):
+            continue
+        top = path.relative_to(folder).parts[0].removesuffix(".py")
+        if top in _distributed_names(str(folder)):
+            return True
+    return False
+
+
+@functools.lru_cache(maxsize=256)
+def _distributed_names(folder: str) -> frozenset[str]:
+    """Top-level module names the distributions installed in ``folder`` provide."""
+    from pathlib import Path
+
+    names: set[str] = set()
+    try:
+        metadata = [p for p in Path(folder).iterdir() if p.suffix in (".dist-info", ".egg-info")]
+    except OSError:
+        return frozenset()
+    for info in metadata:
+        try:
+            top_level = (info / "top_level.txt").read_text(encoding="utf-8").split()
+        except OSError:
+            top_level = []
+            try:
+                record = (info / "RECORD").read_text(encoding="utf-8").splitlines()
+            except OSError:
+                record = []
+            for line in record:
+                first = line.split(",", 1)[0].split("/", 1)[0]
+                if first and first != ".." and not first.endswith((".dist-info", ".data")):
+                    top_level.append(first.removesuffix(".py"))
+        names.update(top_level)
+    return frozenset(names)
 
 
 class _Normalizer(ast.NodeTransformer):

@@ -40,9 +40,16 @@ def load_yaml(text: str, source: str) -> YamlDocument:
     """Parse one YAML document (safe types only); duplicate keys are errors, not overwrites."""
     import yaml
 
-    loader = yaml.SafeLoader(text)
+    loader = _loader_class()(text)
     try:
         node = loader.get_single_node()
+    except _AliasRefused as refused:
+        mark = refused.mark
+        raise ConfigError(
+            f"{source}:{mark.line + 1}:{mark.column + 1}: YAML aliases (*name) are not allowed "
+            f"in gristmill files (found *{refused.anchor}): write the value out in full, or put "
+            "it in quotes ('*...') if it is text"
+        ) from None
     except yaml.MarkedYAMLError as exc:
         raise ConfigError(syntax_message(exc, source)) from None
     except yaml.YAMLError as exc:
@@ -90,6 +97,35 @@ def load_yaml(text: str, source: str) -> YamlDocument:
 
     data = convert(node, ()) if node is not None else None
     return YamlDocument(data, source, marks)
+
+
+class _AliasRefused(Exception):
+    def __init__(self, anchor: str, mark: Any) -> None:
+        super().__init__(anchor)
+        self.anchor = anchor
+        self.mark = mark
+
+
+_loader: type | None = None
+
+
+def _loader_class() -> type:
+    """PyYAML's safe loader, refusing aliases as it composes: an alias makes one node appear
+    in many places, so a few hundred bytes of nested aliases (a "billion laughs" document)
+    expand into billions of values. Pipeline and configuration files do not need them."""
+    global _loader
+    if _loader is None:
+        import yaml
+
+        class NoAliasLoader(yaml.SafeLoader):
+            def compose_node(self, parent: Any, index: Any) -> Any:
+                if self.check_event(yaml.AliasEvent):
+                    event = self.peek_event()  # type: ignore[no-untyped-call]
+                    raise _AliasRefused(str(event.anchor), event.start_mark)
+                return super().compose_node(parent, index)
+
+        _loader = NoAliasLoader
+    return _loader
 
 
 _NESTING = (
@@ -154,11 +190,6 @@ def syntax_message(exc: Any, source: str) -> str:
         return (
             f"{at(problem_mark)}: a plain value cannot start with {character} in YAML: put the "
             f"value in quotes ('{character.strip(chr(39))}...')"
-        )
-    if "undefined alias" in problem:
-        return (
-            f"{at(problem_mark)}: a value starting with '*' refers to an anchor (&name) that is "
-            "not defined: put the value in quotes ('*...') if it is text"
         )
     words = problem or context or str(exc)
     for token, plain in _TOKENS.items():

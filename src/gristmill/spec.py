@@ -248,7 +248,7 @@ class PipelineSpec:
             where = f" ({s.origin})" if s.origin else ""
             if not STEP_ID_PATTERN.fullmatch(s.id):
                 raise PipelineDefinitionError(
-                    f"step id '{s.id}'{where} is not valid: use letters, digits, '_' or '-', "
+                    f"step id {s.id!r}{where} is not valid: use letters, digits, '_' or '-', "
                     "starting with a letter"
                 )
             if s.id in seen:

@@ -13,11 +13,16 @@ Every failure of a remote store comes out as one ``ArtifactStoreError``; a store
 reached (refused or timed-out connections, unknown hosts) is retried a bounded number of times,
 then reported as ``cannot reach artifact store <root>: <cause>`` and not asked again for
 ``UNREACHABLE_SECONDS``, so a failing run's remaining writes fail at once instead of each waiting.
+
+What a metadata row or a bucket listing says is data, not a path to follow: an artifact URI is
+read only when it is a content address in this store (``check_address``), a download writes
+only inside its cache folder, and downloaded content must hash to its address.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import tempfile
@@ -38,6 +43,8 @@ COMPLETE_MARKER = ".gristmill-complete"
 STAGING_MAX_AGE_SECONDS = 3600.0
 _swept_roots: set[str] = set()  # staging folders already swept by this process
 _CHUNK = 4 * 1024 * 1024
+# A content hash as ``hash_directory`` writes it (BLAKE3, 32 bytes, lower-case hex).
+_CONTENT_HASH = re.compile(r"[0-9a-f]{64}")
 _T = TypeVar("_T")
 
 # After a store was found unreachable, later operations fail at once for this long.
@@ -88,6 +95,12 @@ class StoredContent:
     size: int
 
 
+def _hashed(name: str) -> bool:
+    """Whether a file of this name is part of the content (and its hash): the completion
+    marker, at any depth, is not. Hashing and downloading use this one rule."""
+    return name != COMPLETE_MARKER
+
+
 def _files(directory: str, prefix: str = "") -> list[tuple[str, str]]:
     """(relative posix path, absolute path) of every file below ``directory``, sorted."""
     found: list[tuple[str, str]] = []
@@ -96,7 +109,7 @@ def _files(directory: str, prefix: str = "") -> list[tuple[str, str]]:
             relative = f"{prefix}{entry.name}"
             if entry.is_dir(follow_symlinks=False):
                 found.extend(_files(entry.path, relative + "/"))
-            elif entry.name != COMPLETE_MARKER:
+            elif _hashed(entry.name):
                 found.append((relative, entry.path))
     found.sort()
     return found
@@ -270,15 +283,40 @@ class ArtifactStore(Flavor):
         store may be gone tomorrow)."""
         return uri.startswith(self.root + "/")
 
+    def check_address(self, uri: str) -> str:
+        """The content hash that ``uri`` addresses; an ArtifactStoreError unless it is a content
+        address in this store, ``<root>/<hash[:2]>/<hash>`` exactly as ``publish`` writes it.
+        A URI comes from a metadata row, which someone with write access to a shared store can
+        change: it must not lead a reader to ``/tmp/x`` or ``<root>/../..``."""
+        prefix = self.root + "/"
+        parts = uri[len(prefix) :].split("/") if uri.startswith(prefix) else []
+        if len(parts) != 2 or _CONTENT_HASH.fullmatch(parts[1]) is None or parts[0] != parts[1][:2]:
+            raise ArtifactStoreError(
+                f"refusing to read artifact data at {uri!r}: it is not a content address in the "
+                f"artifact store {self.root} (expected {self.root}/<hh>/<hash>); the metadata "
+                "row that points there was not written by gristmill"
+            )
+        return parts[1]
+
+    def _check_inside(self, uri: str) -> None:
+        """Refuse a URI (of logs, say) outside this store, or climbing out of it with ``..``."""
+        relative = uri[len(self.root) + 1 :] if self.holds(uri) else ""
+        if not relative or any(part in ("", ".", "..") for part in relative.split("/")):
+            raise ArtifactStoreError(
+                f"refusing to read {uri!r}: it is not inside the artifact store {self.root}"
+            )
+
     def exists(self, uri: str) -> bool:
         marker = f"{uri}/{COMPLETE_MARKER}"
         return self.holds(uri) and self._io(f"check {uri}", lambda: self._exists(marker))
 
     def local_directory(self, uri: str) -> Path:
         """A local directory holding the content at ``uri`` (downloaded once into a cache:
-        content never changes at an address)."""
+        content never changes at an address). The download is checked against the address:
+        a file that does not belong to the content, or a changed one, is refused."""
+        content_hash = self.check_address(uri)
         cache = Path(os.environ.get("GRISTMILL_CACHE_DIR", Path.home() / ".cache" / "gristmill"))
-        target = cache / "artifacts" / uri.rstrip("/").rsplit("/", 1)[-1]
+        target = cache / "artifacts" / content_hash
         if (target / COMPLETE_MARKER).exists():
             return target
         if not self.exists(uri):
@@ -290,6 +328,12 @@ class ArtifactStore(Flavor):
         partial.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._io(f"read {uri}", lambda: self._download(uri, partial))
+            if hash_directory(partial)[0] != content_hash:
+                raise ArtifactStoreError(
+                    f"refusing to use the artifact data at {uri}: the files there do not hash to "
+                    "its content address, so they were changed or added in the artifact store "
+                    "outside gristmill"
+                )
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
             raise
@@ -301,6 +345,8 @@ class ArtifactStore(Flavor):
         return target
 
     def read_text(self, uri: str) -> str:
+        self._check_inside(uri)
+
         def read() -> str:
             with self.fs.open(uri, "r") as handle:
                 return str(handle.read())
@@ -328,17 +374,42 @@ class ArtifactStore(Flavor):
         self.fs.pipe_file(f"{uri}/{COMPLETE_MARKER}", b"")
 
     def _download(self, uri: str, target: Path) -> None:
+        # Every listed key is checked before anything is written: a key is data from the
+        # bucket, and ``<hash>/../../x`` is a valid S3 key.
         target.mkdir(parents=True, exist_ok=True)
+        inside = target.resolve()
+        base = self.fs._strip_protocol(uri).rstrip("/") + "/"
+        wanted: list[tuple[str, Path]] = []
         for remote in self.fs.find(uri):
-            relative = remote[len(self.fs._strip_protocol(uri)) :].lstrip("/")
-            if relative == COMPLETE_MARKER:
-                continue
-            local = target / relative
+            relative = remote[len(base) :] if remote.startswith(base) else ""
+            if _hashed(relative.rsplit("/", 1)[-1]):
+                wanted.append((remote, _local_path(inside, relative, remote, uri)))
+        for remote, local in wanted:
             local.parent.mkdir(parents=True, exist_ok=True)
             self.fs.get_file(remote, str(local))
 
     def _remove(self, uri: str) -> None:
         self.fs.rm(uri, recursive=True)
+
+
+def _local_path(inside: Path, relative: str, remote: str, uri: str) -> Path:
+    """Where the object ``remote``, at ``relative`` below ``uri``, goes under the folder
+    ``inside`` (resolved); an ArtifactStoreError for a name that would land anywhere else."""
+    parts = relative.split("/")
+    local = inside.joinpath(*parts)
+    if (
+        not relative
+        or "\\" in relative
+        or "\0" in relative
+        or any(part in ("", ".", "..") for part in parts)
+        or not local.resolve().is_relative_to(inside)
+    ):
+        raise ArtifactStoreError(
+            f"refusing to download the artifact data at {uri}: it holds the object {remote!r}, "
+            "whose name is not a plain path inside it (gristmill never writes one; someone "
+            "put it in the artifact store)"
+        )
+    return local
 
 
 class LocalArtifactStore(ArtifactStore):
@@ -433,6 +504,7 @@ class LocalArtifactStore(ArtifactStore):
         return self.holds(uri) and Path(uri).is_dir()
 
     def local_directory(self, uri: str) -> Path:
+        self.check_address(uri)
         path = Path(uri)
         if not path.is_dir():
             raise ArtifactStoreError(
@@ -471,6 +543,7 @@ class LocalArtifactStore(ArtifactStore):
             ) from None
 
     def read_text(self, uri: str) -> str:
+        self._check_inside(uri)
         try:
             return Path(uri).read_text(encoding="utf-8")
         except FileNotFoundError:

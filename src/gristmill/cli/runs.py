@@ -39,9 +39,7 @@ def render_run(run: Any, *, show_config: bool = False) -> None:
     )
     if run.parameters:
         # Each value shortened: a huge parameter must not take the terminal (or minutes).
-        params = ", ".join(
-            f"{k}={shorten(_short_repr(v), PARAMETER_CHARS)}" for k, v in run.parameters.items()
-        )
+        params = ", ".join(f"{k}={_short_repr(v)}" for k, v in run.parameters.items())
         out.print(f"[bold]Parameters[/] {escape(params, lines=False)}")
     steps = table("step", "status", "duration", "outputs", title="Steps")
     for step in run.steps.values():
@@ -107,7 +105,7 @@ def _short_repr(value: Any) -> str:
     """The repr of a value, without building the whole text of a huge string first."""
     if isinstance(value, str) and len(value) > PARAMETER_CHARS:
         return f"{value[:PARAMETER_CHARS]!r}… ({len(value):,} characters)"
-    return repr(value)
+    return shorten(repr(value), PARAMETER_CHARS)
 
 
 def _format_value(value: Any) -> str:

@@ -6,6 +6,7 @@ The context lives in a ContextVar, so steps running in parallel threads each see
 from __future__ import annotations
 
 import contextvars
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -78,12 +79,16 @@ def log_metadata(
     output of this step, once stored. Outside a step, name the target: ``run=`` (id or name),
     ``step_run=`` (id) or ``artifact_version=`` (id, ``NAME`` or ``NAME:VERSION``).
     Inside a step the values are written with the step's outputs, in the same transaction.
+    Secret values this process resolved are recorded as ``***``.
     """
     from gristmill.store.metadata_values import metadata_value
 
     values = dict(metadata)
     for key, value in values.items():
         metadata_value(key, value)  # fail at the call site, not at publish time
+    secrets = sys.modules.get("gristmill.stacks.secrets")
+    if secrets is not None:
+        values = secrets.redact_value(values)
     context = _current.get()
     explicit = run is not None or step_run is not None or artifact_version is not None
     if context is not None and not explicit:

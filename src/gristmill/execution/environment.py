@@ -42,9 +42,20 @@ def basic_environment() -> dict[str, Any]:
         "implementation": platform.python_implementation(),
         "platform": platform.platform(terse=True),
         "gristmill": __version__,
-        "argv": list(sys.argv),
+        "argv": recorded_argv(sys.argv),
         "cwd": str(Path.cwd()),
     }
+
+
+def recorded_argv(argv: list[str]) -> list[str]:
+    """The command line as a run records it (in a store others read): URL passwords
+    (``--store postgresql+psycopg://u:PASSWORD@host/db``) and the secret values this process
+    resolved are masked."""
+    from gristmill.store import redact_url_passwords
+
+    secrets = sys.modules.get("gristmill.stacks.secrets")
+    recorded = [redact_url_passwords(arg) for arg in argv]
+    return [secrets.redact(arg) for arg in recorded] if secrets is not None else recorded
 
 
 class EnvironmentProbe:

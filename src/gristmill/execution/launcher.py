@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from gristmill._source import import_source
 from gristmill.artifacts import load_artifact, save_artifact
-from gristmill.errors import PipelineDefinitionError
+from gristmill.errors import ConfigError, PipelineDefinitionError
 from gristmill.execution.caching import cache_key
 from gristmill.execution.context import StepContext, reset_context, set_context
 from gristmill.execution.logs import capture_logs
@@ -39,6 +39,23 @@ def redact(text: str) -> str:
     """Secret values this process resolved never reach stored logs or errors."""
     module = sys.modules.get("gristmill.stacks.secrets")
     return module.redact(text) if module is not None else text
+
+
+def _redact_value(value: Any) -> Any:
+    module = sys.modules.get("gristmill.stacks.secrets")
+    return module.redact_value(value) if module is not None else value
+
+
+def _check_root_is_not_secret(run: RunContext) -> None:
+    """Every artifact and log URI starts with the artifact store's root and is recorded in the
+    metadata store for others to read: a root holding a secret value would reveal it."""
+    root = run.artifact_store.root
+    if redact(root) != root:
+        raise ConfigError(
+            f"the artifact store at {redact(root)} has a secret value in its path, and every "
+            "artifact and log URI recorded in the metadata store starts with that path: keep "
+            "secrets out of the path (credentials go in the store's credential settings)"
+        )
 
 
 _MAX_ERROR_CHARS = 20_000
@@ -129,6 +146,7 @@ def _launch(
     ):
         return Status.CACHED, _publish_hit(run, plan, start, found)
 
+    _check_root_is_not_secret(run)
     # Shown as running only if it still runs after a moment: a quick step costs one write.
     run.monitor.running(plan.step_run_id, started)
     progress.context = context = StepContext(
@@ -166,8 +184,8 @@ def _launch(
                     materializer=saved.materializer,
                     data_type=saved.data_type,
                     size=saved.content.size,
-                    preview=saved.preview,
-                    metadata=saved.metadata,
+                    preview=redact(saved.preview),
+                    metadata=_redact_value(saved.metadata),
                 )
         logs_uri = _save_logs(run, plan, log_buffer.getvalue())
         run.monitor.done(plan.step_run_id)

@@ -2,6 +2,11 @@
 
 One tee per stream is installed while any step runs and routes writes to the buffer of the
 step running in the current thread (a ContextVar), so parallel steps keep separate logs.
+
+What reaches the console (and so a CI log) is redacted as it passes, once this process
+resolved a secret: a tail that may be the start of a secret value is held back until the next
+write shows it is not, so a value split across writes is masked too. Stored logs are redacted
+when saved. Until a secret is known the tee writes straight through.
 """
 
 from __future__ import annotations
@@ -29,12 +34,28 @@ class _Tee(io.TextIOBase):
 
     def __init__(self, original: TextIO) -> None:
         self.original = original
+        self._held = ""  # written, not shown yet: it may be the start of a secret value
+        self._held_lock = threading.Lock()
 
     def write(self, text: str) -> int:
         buffer = _buffer.get()
         if buffer is not None:
             buffer.write(text)
-        return self.original.write(text)
+        secrets = sys.modules.get("gristmill.stacks.secrets")
+        if secrets is None or not secrets.any_known():
+            return self.original.write(text)
+        with self._held_lock:
+            shown, self._held = secrets.redact_stream(self._held + text)
+            if shown:
+                self.original.write(shown)
+        return len(text)
+
+    def release(self) -> None:
+        """Show what is held back (the stream is being given back)."""
+        with self._held_lock:
+            held, self._held = self._held, ""
+        if held:
+            self.original.write(held)
 
     def flush(self) -> None:
         self.original.flush()
@@ -65,7 +86,7 @@ class _StepLogHandler(logging.Handler):
                 buffer.write(text)
             root_handlers = logging.getLogger().handlers
             if record.levelno >= logging.WARNING and all(h is self for h in root_handlers):
-                _console_stderr().write(text)
+                _console_stderr().write(_redact(text))
         except Exception:
             self.handleError(record)
 
@@ -77,6 +98,11 @@ def _wrap_streams() -> None:
         sys.stdout = _Tee(sys.stdout)
     if not isinstance(sys.stderr, _Tee):
         sys.stderr = _Tee(sys.stderr)
+
+
+def _redact(text: str) -> str:
+    secrets = sys.modules.get("gristmill.stacks.secrets")
+    return secrets.redact(text) if secrets is not None else text
 
 
 def _console_stderr() -> TextIO:
@@ -113,8 +139,10 @@ def uninstall() -> None:
             return
         # Only unwrap our own tees: a stream the program set since stays as it is.
         if isinstance(sys.stdout, _Tee):
+            sys.stdout.release()
             sys.stdout = sys.stdout.original
         if isinstance(sys.stderr, _Tee):
+            sys.stderr.release()
             sys.stderr = sys.stderr.original
         root = logging.getLogger()
         if _handler is not None:

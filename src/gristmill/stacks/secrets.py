@@ -26,7 +26,9 @@ REFERENCE = re.compile(r"\{\{\s*secret\.([A-Za-z0-9_\-]+)\.([A-Za-z0-9_\-]+)\s*\
 NAME = re.compile(r"^[A-Za-z0-9_\-]+$")
 KEY_FILE = "secrets.key"
 _MASK = "***"
-_known_values: set[str] = set()
+# Replaced, never changed in place, so readers on other threads iterate a stable snapshot;
+# longest first, so a value containing another is masked whole.
+_known_values: tuple[str, ...] = ()
 _known_lock = threading.Lock()
 
 
@@ -51,11 +53,12 @@ def references(value: Any) -> set[tuple[str, str]]:
 def remember(value: str) -> None:
     """Make ``redact`` hide this value from now on. Values under 8 characters are not hidden:
     they would mask pieces of ids and words everywhere (and are not worth keeping secret)."""
-    if len(value) >= 8:
+    global _known_values
+    if len(value) >= 8 and value not in _known_values:
         with _known_lock:
             if not _known_values:
                 logging.getLogger("gristmill").addFilter(_RedactFilter())
-            _known_values.add(value)
+            _known_values = tuple(sorted({*_known_values, value}, key=len, reverse=True))
 
 
 class _RedactFilter(logging.Filter):
@@ -73,10 +76,45 @@ def redact(text: str) -> str:
     """``text`` with every secret value this process resolved replaced by ``***``."""
     if not _known_values or not text:
         return text
-    for value in sorted(_known_values, key=len, reverse=True):
+    for value in _known_values:
         if value in text:
             text = text.replace(value, _MASK)
     return text
+
+
+def any_known() -> bool:
+    """Whether this process resolved a secret value yet (until then redacting is a no-op)."""
+    return bool(_known_values)
+
+
+def redact_value(value: Any) -> Any:
+    """A JSON-like value (metadata, a preview's data) with every string in it, keys included,
+    redacted; other values as they are."""
+    if not _known_values:
+        return value
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, Mapping):
+        return {redact(k) if isinstance(k, str) else k: redact_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact_value(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(redact_value(v) for v in value)
+    return value
+
+
+def redact_stream(pending: str) -> tuple[str, str]:
+    """For text shown as it is written (a step's live output): ``pending`` (what was written
+    and not shown yet), redacted, split into what can be shown now and a tail held back because
+    it may be the beginning of a secret value whose rest is still to be written."""
+    text = redact(pending)
+    hold = 0
+    for value in _known_values:
+        for size in range(min(len(value) - 1, len(text)), hold, -1):
+            if text.endswith(value[:size]):
+                hold = size
+                break
+    return (text[:-hold], text[-hold:]) if hold else (text, "")
 
 
 class Secrets:
@@ -138,7 +176,7 @@ class Secrets:
         if not values:
             raise ConfigError(f"secret '{name}' needs at least one KEY=VALUE")
         for key, value in values.items():
-            if not NAME.match(key):
+            if not NAME.fullmatch(key):
                 raise ConfigError(
                     f"secret key '{key}' is not valid: use letters, digits, '_' or '-'"
                 )
@@ -201,5 +239,5 @@ class Secrets:
 
 
 def _check_name(name: str) -> None:
-    if not NAME.match(name):
+    if not NAME.fullmatch(name):
         raise ConfigError(f"secret name '{name}' is not valid: use letters, digits, '_' or '-'")

@@ -13,6 +13,7 @@ from gristmill.store.base import (
     RunWriter,
     SecretVault,
     StackCatalog,
+    redact_url_passwords,
     safe_url,
 )
 from gristmill.store.records import (
@@ -55,6 +56,7 @@ __all__ = [
     "StepRunRecord",
     "StepStart",
     "open_store",
+    "redact_url_passwords",
     "safe_url",
 ]
 

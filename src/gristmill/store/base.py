@@ -7,6 +7,7 @@ or a gristmill server. No SQLAlchemy here: implementations wrap their own errors
 from __future__ import annotations
 
 import abc
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -257,11 +258,27 @@ class MetadataStore(RunWriter, RunReader, LineageReader, StackCatalog, SecretVau
         """Release connections."""
 
 
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://\S+")
+_QUERY_PASSWORD = re.compile(r"([?&](?:password|passwd|pwd)=)[^&#\s]*", re.IGNORECASE)
+
+
 def safe_url(url: str) -> str:
-    """The URL without its password, for messages and listings."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
+    """The URL without its password (``user:***@host``, ``?password=***``), for messages,
+    listings and anything recorded. Errs on the side of masking: everything between the
+    user name and the last ``@`` goes."""
+    if "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    if "@" in rest:
         creds, host = rest.rsplit("@", 1)
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}" if ":" in creds else url
-    return url
+        if ":" in creds:
+            rest = f"{creds.split(':', 1)[0]}:***@{host}"
+    return f"{scheme}://" + _QUERY_PASSWORD.sub(r"\1***", rest)
+
+
+def redact_url_passwords(text: str) -> str:
+    """``text`` with the password of every URL in it masked (``safe_url``): for a command
+    line (``--store postgresql+psycopg://u:PASSWORD@host/db``) or a message quoting one."""
+    if "://" not in text:
+        return text
+    return _URL.sub(lambda found: safe_url(found.group(0)), text)

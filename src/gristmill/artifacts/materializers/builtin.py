@@ -217,7 +217,7 @@ class PydanticMaterializer(Materializer):
                 data_type,
             )
             return json.loads(text)
-        return cls.model_validate_json(text)
+        return cls.model_validate_json(text)  # type: ignore[attr-defined]
 
     def describe(self, value: Any) -> tuple[str, dict[str, Any]]:
         return clip(f"{type(value).__name__}({value.model_dump_json()[: PREVIEW_CHARS * 2]})"), {

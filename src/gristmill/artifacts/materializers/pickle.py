@@ -3,10 +3,11 @@ store (the local default is) or GRISTMILL_ALLOW_PICKLE=1, since unpickling runs 
 
 from __future__ import annotations
 
+import reprlib
 from pathlib import Path
 from typing import Any
 
-from gristmill.artifacts.materializers.base import Materializer, clip
+from gristmill.artifacts.materializers.base import PREVIEW_CHARS, Materializer, clip
 
 
 class CloudpickleMaterializer(Materializer):
@@ -32,7 +33,11 @@ class CloudpickleMaterializer(Materializer):
 
     def describe(self, value: Any) -> tuple[str, dict[str, Any]]:
         try:
-            text = repr(value)
+            text = _PREVIEW_REPR.repr(value)  # builtins and containers of them are cut short
         except Exception:
             text = f"<{type(value).__name__}>"
         return clip(text), {}
+
+
+_PREVIEW_REPR = reprlib.Repr()
+_PREVIEW_REPR.maxstring = _PREVIEW_REPR.maxother = PREVIEW_CHARS

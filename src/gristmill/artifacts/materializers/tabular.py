@@ -20,6 +20,7 @@ from gristmill.artifacts.materializers.base import (
 )
 
 PARQUET_FILE = "data.parquet"
+COLUMN_NAME_CHARS = 100  # of each column name recorded in an artifact's metadata and preview
 
 
 def write_parquet(table: Any, directory: Path) -> dict[str, str]:
@@ -66,11 +67,13 @@ class PandasMaterializer(Materializer):
         return frame
 
     def describe(self, value: Any) -> tuple[str, dict[str, Any]]:
-        columns = [str(c) for c in getattr(value, "columns", [getattr(value, "name", None)])]
-        meta = {"rows": len(value), "columns": columns[:100]}
-        shown = ", ".join(columns[:8]) + (", ..." if len(columns) > 8 else "")
+        # Only the first 100 column names, each cut short: names are data too.
+        every = getattr(value, "columns", [getattr(value, "name", None)])
+        columns = [clip(str(c), COLUMN_NAME_CHARS) for c in every[:100]]
+        meta = {"rows": len(value), "columns": columns}
+        shown = ", ".join(columns[:8]) + (", ..." if len(every) > 8 else "")
         return clip(
-            f"{type(value).__name__}: {len(value)} rows x {len(columns)} columns [{shown}]"
+            f"{type(value).__name__}: {len(value)} rows x {len(every)} columns [{shown}]"
         ), meta
 
 
@@ -93,6 +96,7 @@ class ArrowMaterializer(Materializer):
         return pq.read_table(directory / PARQUET_FILE, memory_map=True)
 
     def describe(self, value: Any) -> tuple[str, dict[str, Any]]:
-        meta = {"rows": value.num_rows, "columns": value.column_names[:100]}
-        shown = ", ".join(value.column_names[:8]) + (", ..." if value.num_columns > 8 else "")
+        columns = [clip(str(c), COLUMN_NAME_CHARS) for c in value.column_names[:100]]
+        meta = {"rows": value.num_rows, "columns": columns}
+        shown = ", ".join(columns[:8]) + (", ..." if value.num_columns > 8 else "")
         return clip(f"Table: {value.num_rows} rows x {value.num_columns} columns [{shown}]"), meta

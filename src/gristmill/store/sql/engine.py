@@ -222,18 +222,24 @@ def _create_engine(url: str) -> Engine:
                 Path(path).parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StoreError(
-                    f"cannot open the metadata store at {url}: cannot create its folder ({exc}); "
-                    "check the path in GRISTMILL_STORE_URL or --store"
+                    f"cannot open the metadata store at {safe_url(url)}: cannot create its "
+                    f"folder ({exc}); check the path in GRISTMILL_STORE_URL or --store"
                 ) from exc
-        engine = create_engine(
-            url,
-            connect_args={"timeout": 60, "isolation_level": None, "check_same_thread": False},
-            pool_size=8,
-            max_overflow=64,
-            # Connection.close() already rolls back what is open; a second rollback on every
-            # return to the pool is a wasted round trip per transaction.
-            pool_reset_on_return=None,
-        )
+        try:
+            engine = create_engine(
+                url,
+                connect_args={"timeout": 60, "isolation_level": None, "check_same_thread": False},
+                pool_size=8,
+                max_overflow=64,
+                # Connection.close() already rolls back what is open; a second rollback on every
+                # return to the pool is a wasted round trip per transaction.
+                pool_reset_on_return=None,
+            )
+        except Exception as exc:  # a malformed URL: one line, not a traceback
+            raise StoreError(
+                f"cannot use the metadata store URL {safe_url(url)}: {_reason(exc, url)}. Use "
+                "sqlite:///relative/path.db or sqlite:////absolute/path.db"
+            ) from exc
         event.listen(engine, "connect", _sqlite_on_connect)
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine

@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from gristmill.errors import InvalidMetadataError, NotFoundError, StoreError
 from gristmill.store import schema as s
-from gristmill.store.base import STALE_AFTER_SECONDS, RunWriter
+from gristmill.store.base import STALE_AFTER_SECONDS, RunWriter, safe_url
 from gristmill.store.ids import artifact_id, artifact_version_id, pipeline_id, pipeline_version_id
 from gristmill.store.metadata_values import dumps, metadata_value
 from gristmill.store.records import (
@@ -248,7 +248,7 @@ class SQLRunWriter(SQLEngine, RunWriter):
         version_id = artifact_version_id(new)
         existing = execute(conn, _Q.artifact_version_by_id, {"id": version_id}).first()
         if existing is not None:
-            return artifact_version_record(existing)
+            return _reusable(artifact_version_record(existing), new, self.url)
         art_id = artifact_id(new.artifact_name)
         if new.artifact_name not in self._known_artifacts:
             self._insert_missing(
@@ -483,6 +483,37 @@ def _start_values(step_run_id: str, start: StepStart) -> dict[str, Any]:
             for k, v in start.inputs.items()
         ],
     }
+
+
+# What an existing artifact version must agree on with the output being published before it
+# is reused: what its id is derived from, and what the bytes at its URI are.
+_IDENTITY_FIELDS = ("artifact_name", "uri", "content_hash", "materializer", "data_type", "size")
+
+
+def _reusable(
+    existing: ArtifactVersionRecord, new: NewArtifactVersion, url: str
+) -> ArtifactVersionRecord:
+    """``existing`` (the version whose id ``new`` derives), if its row says what ``new`` says.
+
+    A row is shared by every run that produces the same bytes, so a row changed behind
+    gristmill's back (``data_type`` set to ``os.system``, ``materializer`` to ``cloudpickle``,
+    ``uri`` to ``/tmp/x``) would be handed to every later run. It cannot be silently replaced
+    (its id is taken, and other runs already link to it) and a second version of the same
+    bytes would break "same bytes, same artifact, same store: one version" and leave the
+    poisoned row in place: so publishing stops, naming the row and what differs."""
+    differ = [
+        f"{name} is {getattr(existing, name)!r}, not {getattr(new, name)!r}"
+        for name in _IDENTITY_FIELDS
+        if getattr(existing, name) != getattr(new, name)
+    ]
+    if not differ:
+        return existing
+    raise StoreError(
+        f"artifact version '{existing.artifact_name}:{existing.version}' (id {existing.id}) in the "
+        f"metadata store at {safe_url(url)} does not match the output being published: "
+        f"{'; '.join(differ)}. Its row was changed outside gristmill; refusing to reuse it. "
+        "Check who can write to the metadata store, then delete or restore that row"
+    )
 
 
 def _metadata_rows(values: Mapping[str, Any]) -> list[dict[str, Any]]:
