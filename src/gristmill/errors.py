@@ -6,6 +6,7 @@ it resembles, so ``except ValueError`` keeps working for callers who do not know
     │   └── ParameterError (TypeError)         a parameter of the wrong name, type or form
     ├── ConfigError (ValueError)               a bad run configuration, setting or project file
     ├── NotFoundError (LookupError)            no run / step / artifact by that name or id
+    ├── OutputTypeError (TypeError)            a step returned a value its annotation does not allow
     ├── InvalidMetadataError (TypeError)       a metadata value that is not JSON
     ├── MaterializerError (TypeError)          a value that cannot be stored or loaded
     │   └── UnsafeArtifactError (PermissionError)  pickled data from a store not trusted
@@ -50,6 +51,10 @@ class ConfigError(GristmillError, ValueError):
 
 class NotFoundError(GristmillError, LookupError):
     """Nothing in the store matches the name or id asked for."""
+
+
+class OutputTypeError(GristmillError, TypeError):
+    """A step returned a value that does not fit the type its return annotation declares."""
 
 
 class InvalidMetadataError(GristmillError, TypeError):

@@ -36,8 +36,9 @@ from gristmill.spec import (
     escape_literal,
     json_type_of,
     param_ref,
+    referenced_param,
 )
-from gristmill.steps import Step, reset_tracer, set_tracer
+from gristmill.steps import Step, active_tracer, reset_tracer, set_tracer
 
 if TYPE_CHECKING:
     # Defining pipelines needs none of these; running one does (imported then).
@@ -131,11 +132,38 @@ def _traced(value: Any, name: str) -> Any:
         return value
     cls = _traced_classes.get(base)
     if cls is None:
-        cls = type(f"Traced{base.__name__.title()}", (base,), {})
+        probes = {name: _probe(base, name) for name in _BRANCHING if hasattr(base, name)}
+        cls = type(f"Traced{base.__name__.title()}", (base,), probes)
         _traced_classes[base] = cls
     marked = cls(value)
     marked._gristmill_param = name
     return marked
+
+
+# What a pipeline body does with a parameter when its graph depends on the value: a truth test,
+# a comparison, a membership test. Recorded, so export can say the graph is not fixed.
+_BRANCHING = (
+    "__bool__",
+    "__eq__",
+    "__ne__",
+    "__lt__",
+    "__le__",
+    "__gt__",
+    "__ge__",
+    "__contains__",
+)
+
+
+def _probe(base: type, name: str) -> Any:
+    original = getattr(base, name)
+
+    def probe(self: Any, *args: Any) -> Any:
+        tracer = active_tracer()
+        if isinstance(tracer, _Tracer):
+            tracer.branched_on.add(self._gristmill_param)
+        return original(self, *args)
+
+    return probe
 
 
 def _parameter_of(value: Any) -> str | None:
@@ -151,6 +179,26 @@ def _plain(value: Any) -> Any:
     return base(value) if base is not None else value
 
 
+def parameter_placeholder(value: Any, name: str) -> Any:
+    """A value standing for pipeline parameter ``name`` while a pipeline is traced."""
+    return _traced(value, name)
+
+
+def trace_inline(
+    inner: Pipeline[Any], arguments: Mapping[str, Any], *, taken: set[str], pipeline_name: str
+) -> tuple[list[StepSpec], dict[str, Step[Any]], Any]:
+    """The steps ``inner`` adds when called with ``arguments`` inside a pipeline whose step ids
+    ``taken`` are already used, and what the call returns (YAML ``uses:`` of a pipeline)."""
+    tracer = _Tracer(pipeline_name)
+    tracer.taken = set(taken)
+    token = set_tracer(tracer)
+    try:
+        returned = inner.inline(**arguments)
+    finally:
+        reset_tracer(token)
+    return tracer.steps, tracer.functions, returned
+
+
 # -- tracing -------------------------------------------------------------------------------------
 
 
@@ -162,6 +210,8 @@ class _Tracer:
         self.next_suffix: dict[str, int] = {}
         self.functions: dict[str, Step[Any]] = {}
         self.outputs: dict[str, list[str]] = {}
+        # Parameters the body tested or compared: the graph may depend on their values.
+        self.branched_on: set[str] = set()
 
     def record(
         self, step: Step[Any], args: tuple[Any, ...], kwargs: dict[str, Any], origin: str
@@ -274,6 +324,9 @@ def _contains_placeholder(value: Any) -> bool:
 
 class Pipeline(Generic[F]):
     """A pipeline: calling it runs it and returns the tracked :class:`~gristmill.Run`."""
+
+    # Parameters the last trace saw the body test or compare (see graph_parameters).
+    _branched_on: frozenset[str] = frozenset()
 
     def __init__(self, func: F, *, name: str, config: RunConfig) -> None:
         self.func = func
@@ -415,10 +468,26 @@ class Pipeline(Generic[F]):
             settings=settings,
             origin=_where(self.func),
         )
+        self._branched_on = frozenset(tracer.branched_on)
         return spec, tracer.functions
 
     def spec(self, **parameters: Any) -> PipelineSpec:
         return self.trace(parameters)[0]
+
+    def graph_parameters(self, parameters: Mapping[str, Any] | None = None) -> list[str]:
+        """The parameters whose values change which steps run or how they connect: those the
+        body tests or compares while traced, and bools (recorded by value) whose flip changes
+        the spec."""
+        spec = self.trace(parameters)[0]
+        found = set(self._branched_on)
+        values = {name: p.default for name, p in self.parameters.items() if not p.required}
+        values.update(parameters or {})
+        for name, value in values.items():
+            if isinstance(value, bool) and name not in found:
+                flipped = self.trace({**values, name: not value})[0]
+                if flipped.hash != spec.hash:
+                    found.add(name)
+        return sorted(found)
 
     def compile(self, *args: Any, **kwargs: Any) -> RunPlan:
         """Everything calling the pipeline checks, without running anything."""
@@ -426,9 +495,26 @@ class Pipeline(Generic[F]):
 
         given = self.bind(*args, **kwargs)
         spec, functions = self.trace(given)
+        _warn_unused_parameters(spec, self._branched_on)
         return compile_run(
             spec, self.config.merged(RunConfig(parameters=given)), functions=functions
         )
+
+    def inline(self, *args: Any, **kwargs: Any) -> Any:
+        """What calling this pipeline inside another pipeline's body does: its steps join that
+        pipeline (their ids made unique there) and its outputs — what its body returns — are
+        returned, to pass to the outer pipeline's steps. Arguments may be the outer pipeline's
+        parameters, step outputs or plain values; its own run options do not apply."""
+        given = self.bind(*args, **kwargs)
+        values = {name: p.default for name, p in self.parameters.items() if not p.required}
+        values.update(given)
+        missing = [name for name in self.parameters if name not in values]
+        if missing:
+            raise ParameterError(
+                f"pipeline '{self.name}' ({_where(self.func)}) is called inside another pipeline "
+                f"without a value for its parameter '{missing[0]}': pass {missing[0]}=..."
+            )
+        return self.func(**values)
 
     # -- running ------------------------------------------------------------------------------
 
@@ -436,10 +522,7 @@ class Pipeline(Generic[F]):
         from gristmill.steps import active_tracer
 
         if active_tracer() is not None:
-            raise PipelineDefinitionError(
-                f"pipeline '{self.name}' was called inside another pipeline's body; pipelines "
-                "cannot be nested: call its steps directly"
-            )
+            return self.inline(*args, **kwargs)  # type: ignore[no-any-return]
         plan = self.compile(*args, **kwargs)
         return execute(plan, orchestrator=self.orchestrator_options, stack_name=self.config.stack)
 
@@ -499,6 +582,25 @@ def execute(
             )
         raise RunFailedError(message, run) from (failed[0].error if failed else None)
     return run
+
+
+def _warn_unused_parameters(spec: PipelineSpec, branched_on: frozenset[str]) -> None:
+    used = {
+        referenced_param(value)
+        for step_spec in spec.steps
+        for value in step_spec.parameters.values()
+    }
+    unused = sorted(set(spec.parameters) - used - branched_on)
+    if unused:
+        import logging
+
+        logging.getLogger("gristmill").warning(
+            "pipeline '%s' (%s): parameter(s) %s reach no step and do not change the graph; "
+            "pass them to a step or remove them",
+            spec.name,
+            spec.origin,
+            ", ".join(unused),
+        )
 
 
 def _placeholder_for(type_name: str) -> Any:

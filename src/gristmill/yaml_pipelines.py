@@ -88,6 +88,11 @@ class PipelineFileModel(_Strict):
     )
     settings: PipelineSettingsModel = Field(default_factory=PipelineSettingsModel)
     stack: str | None = Field(None, description="The stack to run on (default: the active stack).")
+    outputs: dict[str, str] = Field(
+        default_factory=dict,
+        description="Name -> 'step' or 'step.output': what calling this pipeline inside another "
+        "returns.",
+    )
     steps: dict[str, StepModel] = Field(min_length=1, description="Step id → step, in order.")
 
 
@@ -124,6 +129,7 @@ class YamlPipeline(Pipeline[Any]):
         name: str,
         config: RunConfig,
         description: str | None = None,
+        outputs: Mapping[str, InputRef] | None = None,
     ) -> None:
         self.path = path
         self._spec = spec
@@ -131,6 +137,8 @@ class YamlPipeline(Pipeline[Any]):
         self._name = name
         self.config = config
         self.__doc__ = description
+        # What calling it inside another pipeline returns (its file's ``outputs:``).
+        self.outputs = dict(outputs or {})
 
     def __repr__(self) -> str:
         return f"<pipeline {self.name} ({self.path})>"
@@ -147,6 +155,7 @@ class YamlPipeline(Pipeline[Any]):
             name=name,
             config=config,
             description=self.__doc__,
+            outputs=self.outputs,
         )
 
     def bind(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -163,6 +172,58 @@ class YamlPipeline(Pipeline[Any]):
                 f"{did_you_mean(unknown[0], self._spec.parameters)}"
             )
         return dict(kwargs)
+
+    def inline(self, *args: Any, **kwargs: Any) -> Any:
+        """Called inside another pipeline's body: its steps join that pipeline, and the outputs
+        its ``outputs:`` names are returned (one placeholder, or a mapping by name)."""
+        from gristmill.options import StepOptions
+        from gristmill.pipelines import OutputRef, StepOutputs
+        from gristmill.spec import unescape_literal
+        from gristmill.steps import Step as StepClass
+        from gristmill.steps import active_tracer
+
+        given = self.bind(*args, **kwargs)
+        values = {k: p.default for k, p in self._spec.parameters.items() if not p.required}
+        values.update(given)
+        missing = [name for name in self._spec.parameters if name not in values]
+        if missing:
+            from gristmill.errors import ParameterError
+
+            raise ParameterError(
+                f"pipeline '{self.name}' ({self.path}) is called inside another pipeline without "
+                f"a value for its parameter '{missing[0]}': pass {missing[0]}=..."
+            )
+        produced: dict[str, Any] = {}
+        for step_id in self._spec.validate():
+            step_spec = self._spec.step(step_id)
+            function = self._functions[step_id]
+            own = StepClass(
+                function.func,
+                name=function.name,
+                options=StepOptions.from_spec(step_spec.settings),
+            )
+            call: dict[str, Any] = {}
+            for name, raw in step_spec.parameters.items():
+                ref = referenced_param(raw)
+                call[name] = values[ref] if ref is not None else unescape_literal(raw)
+            for arg, input_ref in step_spec.inputs.items():
+                call[arg] = _pick(produced[input_ref.step], input_ref.output)
+            after = [produced[other] for other in step_spec.after]
+            tracer = active_tracer()
+            assert tracer is not None  # inline() is only called while tracing
+            produced[step_id] = tracer.record(
+                own, (), {**call, "after": after or None}, step_spec.origin or str(self.path)
+            )
+        refs = {name: _pick(produced[ref.step], ref.output) for name, ref in self.outputs.items()}
+        if len(refs) == 1:
+            return next(iter(refs.values()))
+        if not refs:
+            return None
+        outputs = StepOutputs(refs.values())
+        first: OutputRef = next(iter(refs.values()))
+        outputs.step_id = first.step_id
+        outputs.names = tuple(refs)
+        return outputs
 
     def trace(
         self, parameters: Mapping[str, Any] | None = None
@@ -191,7 +252,7 @@ def load_pipeline(path: str | Path) -> YamlPipeline:
         model = PipelineFileModel.model_validate(document.data)
     except ValidationError as exc:
         raise validation_error(document, exc, PipelineFileModel) from None
-    spec, functions = _build_spec(document, model)
+    spec, functions, outputs = _build_spec(document, model)
     return YamlPipeline(
         Path(path).resolve(),
         spec,
@@ -199,6 +260,7 @@ def load_pipeline(path: str | Path) -> YamlPipeline:
         name=spec.name,
         config=RunConfig(enable_cache=model.settings.enable_cache, stack=model.stack),
         description=model.description,
+        outputs=outputs,
     )
 
 
@@ -241,18 +303,39 @@ def _inferred_type(value: Any) -> str:
 
 def _build_spec(
     document: YamlDocument, model: PipelineFileModel
-) -> tuple[PipelineSpec, dict[str, Step[Any]]]:
+) -> tuple[PipelineSpec, dict[str, Step[Any]], dict[str, InputRef]]:
     parameters = {name: _parameter(document, name, raw) for name, raw in model.parameters.items()}
     functions: dict[str, Step[Any]] = {}
+    composed: dict[str, Pipeline[Any]] = {}
     for step_id, step_model in model.steps.items():
         path = ("steps", step_id)
         if not STEP_ID_PATTERN.fullmatch(str(step_id)):
             raise document.error(
                 path, f"step id '{step_id}' is not valid: use letters, digits, '_' or '-'", key=True
             )
-        functions[step_id] = _import_step(document, (*path, "uses"), step_model.uses)
+        used = _import_uses(document, (*path, "uses"), step_model.uses)
+        if isinstance(used, Pipeline):
+            composed[step_id] = used
+        else:
+            functions[step_id] = used
+    # What each entry produces: a step its own outputs; a pipeline what its body returns.
+    producers: dict[str, dict[str, InputRef]] = {
+        step_id: {name: InputRef(step_id, name) for name in step.outputs}
+        for step_id, step in functions.items()
+    }
+    members: dict[str, list[str]] = {step_id: [step_id] for step_id in functions}
     steps: list[StepSpec] = []
+    for step_id in _composition_order(document, model, composed):
+        inner_steps, inner_functions, returned = _compose(
+            document, model, step_id, composed[step_id], parameters, producers, members, steps
+        )
+        steps.extend(inner_steps)
+        functions.update(inner_functions)
+        members[step_id] = [s.id for s in inner_steps]
+        producers[step_id] = _returned_refs(returned)
     for step_id, step_model in model.steps.items():
+        if step_id in composed:
+            continue
         path = ("steps", step_id)
         step = functions[step_id]
         declared = step.inputs
@@ -264,7 +347,7 @@ def _build_spec(
                     f"step '{step_id}': '{step_model.uses}' has no argument '{arg}'{did_you_mean(arg, declared)}",
                     key=True,
                 )
-            inputs[arg] = _input_ref(document, (*path, "inputs", arg), ref, functions)
+            inputs[arg] = _input_ref(document, (*path, "inputs", arg), ref, producers)
         step_parameters: dict[str, Any] = {}
         for arg, value in step_model.parameters.items():
             where = (*path, "parameters", arg)
@@ -274,36 +357,23 @@ def _build_spec(
                     f"step '{step_id}': '{step_model.uses}' has no parameter '{arg}'{did_you_mean(arg, declared)}",
                     key=True,
                 )
-            resolved = _interpolate_env(document, where, value)
-            ref_name = referenced_param(resolved)
-            if ref_name is not None and ref_name not in parameters:
-                raise document.error(
-                    where,
-                    f"'${{{ref_name}}}' is not a pipeline parameter{did_you_mean(ref_name, parameters)}; "
-                    "declare it under 'parameters' (or use ${env:NAME} for an environment variable)",
-                )
-            step_parameters[arg] = resolved
-        after = [step_model.after] if isinstance(step_model.after, str) else list(step_model.after)
-        for position, other in enumerate(after):
-            if other not in model.steps:
-                raise document.error(
-                    (*path, "after", position)
-                    if isinstance(step_model.after, list)
-                    else (*path, "after"),
-                    f"step '{step_id}': 'after' names unknown step '{other}'{did_you_mean(other, model.steps)}",
-                )
+            step_parameters[arg] = _parameter_value(document, where, value, parameters)
         steps.append(
             StepSpec(
                 id=step_id,
                 source=step.source,  # where the function is defined, however it was imported
                 parameters=step_parameters,
                 inputs=inputs,
-                after=sorted(set(after)),
+                after=_after(document, path, step_model, members),
                 outputs=dict(step.outputs),
                 settings=_effective_settings(document, (*path, "settings"), step, step_model),
                 origin=document.where(path),
             )
         )
+    outputs = {
+        name: _input_ref(document, ("outputs", name), text, producers)
+        for name, text in model.outputs.items()
+    }
     settings = {"enable_cache": False} if model.settings.enable_cache is False else {}
     spec = PipelineSpec(
         name=model.name,
@@ -313,10 +383,180 @@ def _build_spec(
         origin=document.source,
     )
     spec.validate()
-    return spec, functions
+    return spec, functions, outputs
 
 
-def _import_step(document: YamlDocument, where: tuple[Any, ...], source: str) -> Step[Any]:
+def _parameter_value(
+    document: YamlDocument,
+    where: tuple[Any, ...],
+    value: Any,
+    parameters: Mapping[str, ParameterSpec],
+) -> Any:
+    resolved = _interpolate_env(document, where, value)
+    ref_name = referenced_param(resolved)
+    if ref_name is not None and ref_name not in parameters:
+        raise document.error(
+            where,
+            f"'${{{ref_name}}}' is not a pipeline parameter{did_you_mean(ref_name, parameters)}; "
+            "declare it under 'parameters' (or use ${env:NAME} for an environment variable)",
+        )
+    return resolved
+
+
+def _after(
+    document: YamlDocument,
+    path: tuple[Any, ...],
+    step_model: StepModel,
+    members: Mapping[str, list[str]],
+) -> list[str]:
+    """Step ids this entry waits for; a composed pipeline stands for all of its steps."""
+    after = [step_model.after] if isinstance(step_model.after, str) else list(step_model.after)
+    ids: set[str] = set()
+    for position, other in enumerate(after):
+        if other not in members:
+            where = (
+                (*path, "after", position)
+                if isinstance(step_model.after, list)
+                else (*path, "after")
+            )
+            raise document.error(
+                where,
+                f"'after' names unknown step '{other}'{did_you_mean(other, members)}",
+            )
+        ids.update(members[other])
+    return sorted(ids)
+
+
+def _composition_order(
+    document: YamlDocument, model: PipelineFileModel, composed: Mapping[str, Any]
+) -> list[str]:
+    """Composed pipelines in an order where each comes after the composed pipelines it uses."""
+    needs = {
+        step_id: {
+            str(text).partition(".")[0] for text in model.steps[step_id].inputs.values()
+        }.union(
+            [model.steps[step_id].after]
+            if isinstance(model.steps[step_id].after, str)
+            else model.steps[step_id].after
+        )
+        & set(composed)
+        for step_id in composed
+    }
+    order: list[str] = []
+    while len(order) < len(composed):
+        ready = [s for s in composed if s not in order and needs[s] <= set(order)]
+        if not ready:
+            stuck = sorted(s for s in composed if s not in order)
+            raise document.error(
+                ("steps", stuck[0]),
+                f"composed pipelines {', '.join(stuck)} depend on each other in a cycle",
+            )
+        order.append(ready[0])
+    return order
+
+
+def _compose(
+    document: YamlDocument,
+    model: PipelineFileModel,
+    step_id: str,
+    inner: Pipeline[Any],
+    parameters: Mapping[str, ParameterSpec],
+    producers: Mapping[str, dict[str, InputRef]],
+    members: Mapping[str, list[str]],
+    steps_so_far: list[StepSpec],
+) -> tuple[list[StepSpec], dict[str, Step[Any]], Any]:
+    """Inline the pipeline entry ``step_id`` uses: its steps, with ids unique in this file."""
+    from gristmill.pipelines import OutputRef, parameter_placeholder, trace_inline
+
+    path = ("steps", step_id)
+    entry = model.steps[step_id]
+    if entry.settings:
+        raise document.error(
+            (*path, "settings"),
+            f"'{step_id}' uses pipeline '{inner.name}': settings apply to steps; set them on its "
+            "steps (in its own definition) or with a run configuration's steps:",
+            key=True,
+        )
+    accepted = inner.parameters
+    arguments: dict[str, Any] = {}
+    for section in ("inputs", "parameters"):
+        for arg, raw in getattr(entry, section).items():
+            where = (*path, section, arg)
+            if arg not in accepted:
+                raise document.error(
+                    where,
+                    f"step '{step_id}': pipeline '{inner.name}' has no parameter '{arg}'"
+                    f"{did_you_mean(arg, accepted)}",
+                    key=True,
+                )
+            if section == "inputs":
+                ref = _input_ref(document, where, raw, producers)
+                arguments[arg] = OutputRef(ref.step, ref.output, document.where(where))
+                continue
+            value = _parameter_value(document, where, raw, parameters)
+            outer = referenced_param(value)
+            if outer is not None:
+                declared = parameters[outer]
+                value = parameter_placeholder(
+                    declared.default
+                    if not declared.required
+                    else _TYPE_PLACEHOLDERS.get(declared.type),
+                    outer,
+                )
+            arguments[arg] = value
+    taken = set(model.steps) | {s.id for s in steps_so_far}
+    try:
+        inner_steps, inner_functions, returned = trace_inline(
+            inner, arguments, taken=taken, pipeline_name=model.name
+        )
+    except PipelineDefinitionError as exc:
+        raise document.error(path, f"composing pipeline '{inner.name}': {exc}") from None
+    waits_for = _after(document, path, entry, members)
+    for inner_step in inner_steps:
+        inner_step.after = sorted(set(inner_step.after) | set(waits_for))
+    return inner_steps, inner_functions, returned
+
+
+def _pick(outputs: Any, name: str) -> Any:
+    """One output of a traced step invocation: the placeholder itself when it has one."""
+    from gristmill.pipelines import StepOutputs
+
+    return outputs[name] if isinstance(outputs, StepOutputs) else outputs
+
+
+_TYPE_PLACEHOLDERS = {"int": 0, "float": 0.0, "str": "", "list": [], "dict": {}}
+
+
+def _returned_refs(returned: Any) -> dict[str, InputRef]:
+    """What a composed pipeline returned, by output name: one output is 'output' (or its
+    step output's name), several keep their names."""
+    from gristmill.pipelines import OutputRef, StepOutputs
+
+    if isinstance(returned, OutputRef):
+        return {returned.name: InputRef(returned.step_id, returned.name)}
+    if isinstance(returned, StepOutputs):
+        return {
+            name: InputRef(ref.step_id, ref.name)
+            for name, ref in zip(returned.names, returned, strict=True)
+        }
+    if isinstance(returned, dict):
+        return {
+            str(name): InputRef(ref.step_id, ref.name)
+            for name, ref in returned.items()
+            if isinstance(ref, OutputRef)
+        }
+    if isinstance(returned, (tuple, list)):
+        return {
+            f"output_{i}": InputRef(ref.step_id, ref.name)
+            for i, ref in enumerate(returned)
+            if isinstance(ref, OutputRef)
+        }
+    return {}
+
+
+def _import_uses(
+    document: YamlDocument, where: tuple[Any, ...], source: str
+) -> Step[Any] | Pipeline[Any]:
     module_name, _, attribute = source.partition(":")
     try:
         obj = import_source(source)
@@ -333,20 +573,23 @@ def _import_step(document: YamlDocument, where: tuple[Any, ...], source: str) ->
         ) from None
     except ImportError as exc:
         raise document.error(where, f"cannot import '{source}': {exc}") from None
-    if isinstance(obj, Step):
+    if isinstance(obj, (Step, Pipeline)):
         return obj
     if callable(obj) and not isinstance(obj, type):
         return Step(obj)
-    raise document.error(where, f"'{source}' is not a function or @step")
+    raise document.error(where, f"'{source}' is not a function, a @step or a pipeline")
 
 
 def _input_ref(
-    document: YamlDocument, where: tuple[Any, ...], text: str, functions: dict[str, Step[Any]]
+    document: YamlDocument,
+    where: tuple[Any, ...],
+    text: str,
+    producers: Mapping[str, dict[str, InputRef]],
 ) -> InputRef:
-    producer, dot, output = text.partition(".")
-    if producer not in functions:
-        raise document.error(where, f"unknown step '{producer}'{did_you_mean(producer, functions)}")
-    outputs = functions[producer].outputs
+    producer, dot, output = str(text).partition(".")
+    if producer not in producers:
+        raise document.error(where, f"unknown step '{producer}'{did_you_mean(producer, producers)}")
+    outputs = producers[producer]
     if not dot:
         if len(outputs) != 1:
             raise document.error(
@@ -354,12 +597,12 @@ def _input_ref(
                 f"step '{producer}' has {len(outputs)} outputs ({', '.join(outputs) or 'none'}); "
                 f"name one: '{producer}.<output>'",
             )
-        return InputRef(producer, next(iter(outputs)))
+        return next(iter(outputs.values()))
     if output not in outputs:
         raise document.error(
             where, f"step '{producer}' has no output '{output}'{did_you_mean(output, outputs)}"
         )
-    return InputRef(producer, output)
+    return outputs[output]
 
 
 def _interpolate_env(document: YamlDocument, where: tuple[Any, ...], value: Any) -> Any:
@@ -396,13 +639,43 @@ def _effective_settings(
 # -- exporting -----------------------------------------------------------------------------------
 
 
-def pipeline_to_yaml(pipeline: Pipeline[Any]) -> str:
+def pipeline_to_yaml(
+    pipeline: Pipeline[Any], parameters: Mapping[str, Any] | None = None, *, freeze: bool = False
+) -> str:
     """The YAML form of a pipeline; loading it gives the same spec (and hash)."""
-    return dump_yaml(pipeline_to_document(pipeline))
+    return dump_yaml(pipeline_to_document(pipeline, parameters, freeze=freeze))
 
 
-def pipeline_to_document(pipeline: Pipeline[Any]) -> dict[str, Any]:
-    spec, functions = pipeline.trace({})
+def pipeline_to_document(
+    pipeline: Pipeline[Any], parameters: Mapping[str, Any] | None = None, *, freeze: bool = False
+) -> dict[str, Any]:
+    """The YAML document of ``pipeline`` traced with ``parameters`` (its defaults otherwise).
+
+    YAML has no branches: when the body's graph depends on parameter values, the export is
+    refused unless ``freeze``; then the file holds the graph of the values given, which become
+    its defaults."""
+    given = dict(parameters or {})
+    branching = [] if isinstance(pipeline, YamlPipeline) else pipeline.graph_parameters(given)
+    if branching and not freeze:
+        values = {
+            n: given.get(n, p.default) for n, p in pipeline.parameters.items() if n in branching
+        }
+        shown = ", ".join(f"{n}={v!r}" for n, v in values.items())
+        raise PipelineDefinitionError(
+            f"pipeline '{pipeline.name}' branches on parameter(s) {', '.join(branching)} (its "
+            "body tests or compares them), so its steps depend on their values. YAML has no "
+            f"branches: exported now, the file would always run the steps of {shown} and "
+            "ignore other values. Export each variant you need with -p NAME=VALUE --freeze "
+            "(the file then defaults to those values)"
+        )
+    spec, functions = pipeline.trace(given)
+    if freeze:
+        spec.parameters = {
+            name: ParameterSpec(type=p.type, default=given[name], required=False)
+            if name in given
+            else p
+            for name, p in spec.parameters.items()
+        }
     document: dict[str, Any] = {"name": spec.name}
     description = (getattr(pipeline, "__doc__", None) or "").strip().splitlines()
     if description:

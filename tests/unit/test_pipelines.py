@@ -5,7 +5,7 @@ from typing import Annotated, Any
 import pytest
 
 from gristmill import pipeline, step
-from gristmill.errors import ConfigError, ParameterError, PipelineDefinitionError
+from gristmill.errors import ConfigError, ParameterError, PipelineDefinitionError, RunFailedError
 
 RAN: list[str] = []
 
@@ -248,24 +248,13 @@ def test_non_json_default_of_a_pipeline_parameter() -> None:
         p.compile()
 
 
-def test_empty_and_nested_pipelines() -> None:
+def test_empty_pipelines_are_refused() -> None:
     @pipeline
     def empty() -> None:
         pass
 
     with pytest.raises(PipelineDefinitionError, match="calls no steps"):
         empty.compile()
-
-    @pipeline
-    def inner() -> None:
-        note()
-
-    @pipeline
-    def outer() -> None:
-        inner()
-
-    with pytest.raises(PipelineDefinitionError, match="cannot be nested"):
-        outer.compile()
 
 
 def test_run_configuration_must_name_existing_steps() -> None:
@@ -294,3 +283,69 @@ def test_with_options_and_step_parameter_overrides() -> None:
     assert plan.steps["train"].cache is False
     with pytest.raises(ParameterError, match="has no parameter 'rate'"):
         p.with_options(steps={"train": {"parameters": {"rate": 0.5}}}).compile()
+
+
+# -- types checked at compile where they can be, at run time where they cannot -----------------
+
+
+def test_any_and_unannotated_outputs_feed_typed_inputs(project: Any) -> None:
+    """``Any`` (a class on Python 3.11+) and a missing annotation mean "checked at run time"."""
+    from typing import Any as AnyType
+
+    @step
+    def loose() -> AnyType:
+        return [1, 2]
+
+    @step
+    def unannotated():  # type: ignore[no-untyped-def]
+        return [3]
+
+    @step
+    def typed(xs: list, ys: list) -> int:
+        return len(xs) + len(ys)
+
+    @pipeline
+    def p() -> None:
+        typed(loose(), unannotated())
+
+    assert p().steps["typed"].output().load() == 3
+
+
+@pytest.mark.parametrize(
+    ("returned", "annotation", "ok"),
+    [
+        ("text", int, False),
+        (3, float, True),
+        (True, float, False),
+        (2.5, int, False),
+        ([1], list, True),
+        ((1,), list, False),
+        (None, int, False),
+    ],
+)
+def test_returned_values_are_checked_against_their_annotation(
+    project: Any, returned: Any, annotation: type, ok: bool
+) -> None:
+    from gristmill.errors import OutputTypeError
+
+    def make() -> Any:
+        return returned
+
+    make.__annotations__["return"] = annotation
+    producer = step(make)
+
+    @pipeline
+    def p() -> None:
+        producer()
+
+    if ok:
+        assert p().steps["make"].output().load() == returned
+        return
+    with pytest.raises(RunFailedError) as caught:
+        p()
+    cause = caught.value.__cause__
+    assert isinstance(cause, OutputTypeError)
+    assert f"output 'output' is annotated {annotation.__name__}" in str(cause)
+    assert "step 'make'" in str(cause)
+    failed = caught.value.run.steps["make"]
+    assert failed.status == "failed" and "OutputTypeError" in (failed.error or "")

@@ -28,14 +28,31 @@ def pipeline() -> None:
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False), help="Write the YAML here (default: stdout)."
 )
+@click.option(
+    "-p",
+    "--param",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="Trace with this parameter value (repeatable).",
+)
+@click.option(
+    "--freeze",
+    is_flag=True,
+    help="Export even if the graph depends on parameter values: the file runs the graph of the "
+    "values given (which become its defaults).",
+)
 @handles_errors
-def export(target: str, output: str | None) -> None:
+def export(target: str, output: str | None, params: tuple[str, ...], freeze: bool) -> None:
     """Write the YAML form of TARGET (MODULE:PIPELINE, FILE.py:PIPELINE or a YAML file).
-    Running the YAML gives the same spec hash, hence the same cache hits."""
-    from gristmill.cli.running import load_target
+    Running the YAML gives the same spec hash, hence the same cache hits. A pipeline whose body
+    branches on a parameter is refused unless --freeze (YAML has no branches)."""
+    from gristmill.cli.running import load_target, parse_parameters
     from gristmill.yaml_pipelines import pipeline_to_yaml
 
-    write_output(pipeline_to_yaml(load_target(target)), output)
+    pipeline = load_target(target)
+    values = parse_parameters(params, pipeline.parameters)
+    write_output(pipeline_to_yaml(pipeline, values, freeze=freeze), output)
 
 
 @pipeline.command("validate")

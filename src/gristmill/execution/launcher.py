@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from gristmill._source import import_source
 from gristmill.artifacts import load_artifact, save_artifact
-from gristmill.errors import ConfigError, PipelineDefinitionError
+from gristmill.errors import ConfigError, OutputTypeError, PipelineDefinitionError
 from gristmill.execution.caching import cache_key
 from gristmill.execution.context import StepContext, reset_context, set_context
 from gristmill.execution.logs import capture_logs
+from gristmill.execution.plan import returned_value_problem
 from gristmill.store import (
     ArtifactVersionRecord,
     CacheHit,
@@ -171,6 +172,7 @@ def _launch(
                 )
             result, progress.attempts = _call_with_retries(plan, context, kwargs)
             values = _split_outputs(plan, result)
+            _check_returned(plan, values)
             new_outputs = {}
             for name, value in values.items():
                 saved = save_artifact(
@@ -268,6 +270,16 @@ def _split_outputs(plan: StepPlan, result: Any) -> dict[str, Any]:
             f"({', '.join(names)}) but returned {got}; return a tuple with one value per output"
         )
     return dict(zip(names, result, strict=True))
+
+
+def _check_returned(plan: StepPlan, values: dict[str, Any]) -> None:
+    for name, value in values.items():
+        problem = returned_value_problem(value, plan.output_types[name])
+        if problem is not None:
+            raise OutputTypeError(
+                f"step '{plan.id}' ({plan.step.origin}): output '{name}' {problem}; return "
+                "a value of that type or change the annotation (Any accepts every value)"
+            )
 
 
 def _artifact_name(run: RunContext, plan: StepPlan, output: str) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import numbers
 import typing
 import uuid
 from collections.abc import Mapping
@@ -19,6 +20,7 @@ from gristmill.errors import (
     ConfigError,
     ParameterError,
     PipelineDefinitionError,
+    describe_value,
     did_you_mean,
 )
 from gristmill.options import (
@@ -276,9 +278,33 @@ def _compatible(produced: Any, expected: Any) -> bool:
         return True
 
 
+def returned_value_problem(value: Any, annotation: Any) -> str | None:
+    """Why a value a step returned does not fit its declared output type; None when it fits or
+    the annotation cannot be checked at run time (missing, ``Any``, unions, protocols)."""
+    expected = _plain(annotation)
+    if expected is None or expected is object:
+        return None
+    if expected is float:
+        fits = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    elif expected is int:
+        fits = isinstance(value, numbers.Integral)
+    else:
+        try:
+            fits = isinstance(value, expected)
+        except TypeError:
+            return None
+    if fits:
+        return None
+    return f"is annotated {_type_label(annotation)} but the step returned {describe_value(value)}"
+
+
 def _plain(annotation: Any) -> type | None:
+    """The class an annotation names, if it names one; None for ``Any`` and typing constructs
+    (``Any`` is a class on Python 3.11+, but it means "checked at run time")."""
     if typing.get_origin(annotation) is typing.Annotated:
         annotation = typing.get_args(annotation)[0]
+    if annotation is Any:
+        return None
     origin = typing.get_origin(annotation)
     if origin is not None:
         return origin if isinstance(origin, type) else None
