@@ -18,7 +18,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Runs the example twice: the first run trains, the second is served from the cache.
 quickstart: $(STAMP)
+	cd examples/quickstart && ../../$(BIN)/gristmill run pipeline:training
 	cd examples/quickstart && ../../$(BIN)/gristmill run pipeline:training
 
 test: $(STAMP)

@@ -16,7 +16,14 @@ from typing import Any
 
 from gristmill.artifacts import ArtifactStore, LocalArtifactStore, load_artifact
 from gristmill.errors import ArtifactStoreError, ConfigError, NotFoundError, did_you_mean
-from gristmill.project import Project, check_store_exists, find_project, shared_store
+from gristmill.project import (
+    Project,
+    check_store_exists,
+    find_project,
+    make_importable,
+    run_code_folders,
+    shared_store,
+)
 from gristmill.spec import PipelineSpec
 from gristmill.stacks import Stack
 from gristmill.store import (
@@ -26,6 +33,7 @@ from gristmill.store import (
     MetadataRecord,
     MetadataStore,
     PipelineRecord,
+    RunDeletion,
     RunRecord,
     StepRunRecord,
 )
@@ -64,6 +72,15 @@ def artifact_store_at(location: str) -> ArtifactStore:
     raise ConfigError(
         f"no artifact store flavor serves {scheme}:// URLs ({location}); pass an ArtifactStore"
     )
+
+
+def _local_store_beside(url: str, uri: str) -> ArtifactStore | None:
+    """With only a SQLite store URL, a run's in-project local artifacts are where
+    ``gristmill init`` put them: ``artifacts/`` beside the database file."""
+    if not url.startswith("sqlite:///"):
+        return None
+    store = LocalArtifactStore(str(Path(url.split("///", 1)[1]).parent / "artifacts"))
+    return store if store.holds(uri) else None
 
 
 class Client:
@@ -114,6 +131,11 @@ class Client:
             )
         return self._project
 
+    @property
+    def project_root(self) -> Path | None:
+        """The project folder, or None for a client built from parts."""
+        return self._project.root if self._project is not None else None
+
     @cached_property
     def store(self) -> MetadataStore:
         if self._store is not None:
@@ -132,11 +154,18 @@ class Client:
         if given is not None and (uri is None or given.holds(uri)):
             return given
         if self._project is not None:
-            return self._project.artifact_store(Stack.from_dict(stack) if stack else None)
+            found = self._project.artifact_store(Stack.from_dict(stack) if stack else None)
+            if uri is not None and not found.holds(uri) and not self._project.exists:
+                # No project here, only a store URL: the store holding a URI is chosen from
+                # what the user gave, never from the URI a row holds.
+                beside = _local_store_beside(self.store.url, uri)
+                if beside is not None and isinstance(found, LocalArtifactStore):
+                    return beside
+            return found
         if stack:
-            found = self._stack_artifact_store(Stack.from_dict(stack))
-            if found is not None and (uri is None or found.holds(uri)):
-                return found
+            of_stack = self._stack_artifact_store(Stack.from_dict(stack))
+            if of_stack is not None and (uri is None or of_stack.holds(uri)):
+                return of_stack
         where = f"{uri} is" if uri else "the run's artifacts are"
         raise ConfigError(
             f"{where} not in an artifact store this client knows"
@@ -214,6 +243,23 @@ class Client:
 
     def count_runs(self, *, pipeline: str | None = None, status: str | None = None) -> int:
         return self.store.count_runs(pipeline=pipeline, status=status)
+
+    def delete_run(self, ref: str, *, force: bool = False) -> RunDeletion:
+        """Delete a run (id, id prefix, name or ``"latest"``): see ``delete_runs``."""
+        return self.delete_runs([ref], force=force)
+
+    def delete_runs(
+        self, refs: list[str] | tuple[str, ...], *, force: bool = False, dry_run: bool = False
+    ) -> RunDeletion:
+        """Delete runs, their step runs, lineage edges, metadata and log records, and the
+        artifact versions that only they produced and no other run used, in one transaction.
+        The artifacts' bytes stay in the artifact store (content-addressed, maybe shared).
+
+        Refused (StoreError, nothing deleted) for a run still running unless ``force``, and
+        for a run whose artifact versions other runs used as inputs (the error names them:
+        delete those first, or in the same call). ``dry_run`` reports what would go."""
+        ids = list(dict.fromkeys(self.get_run(ref).id for ref in refs))
+        return self.store.delete_runs(ids, force=force, dry_run=dry_run)
 
     # -- pipelines ------------------------------------------------------------------------------
 
@@ -630,8 +676,16 @@ class ArtifactVersion:
         return self._metadata
 
     def load(self) -> Any:
-        """The value, read back with the materializer that stored it."""
+        """The value, read back with the materializer that stored it. Pickled values may
+        name classes of the project's own modules: the project root and the producing run's
+        working directory are importable for them (at the end of ``sys.path``), from
+        whatever folder this is called."""
         store = self._client._store_holding(self.uri, self._record.run_id)
+        if "pickle" in self.materializer and self._record.run_id is not None:
+            run = self._client.store.get_run(self._record.run_id)
+            make_importable(
+                run_code_folders(run.environment, self._client.project_root), first=False
+            )
         return load_artifact(store, self.uri, self.materializer, self.data_type, self.content_hash)
 
     def local_directory(self) -> Path:

@@ -16,6 +16,7 @@ import base64
 import gc
 import json
 import os
+import sys
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -241,6 +242,45 @@ def find_project(start: Path | str | None = None) -> Project:
             check_safe_directory(folder)
             return Project(folder)
     return Project(here)
+
+
+def run_code_folders(environment: Mapping[str, Any], root: Path | None) -> list[Path]:
+    """The folders a run's own modules were imported from, as far as they can be trusted:
+    the folder of the script it ran (``python pipeline.py``) and its working directory (what
+    ``gristmill run`` puts on ``sys.path``), each only inside the project ``root``, then
+    ``root`` itself. A folder named by the store outside the project is never used: whoever
+    can write the store must not choose what this process imports."""
+    if root is None:
+        return []
+    root = root.resolve()
+    found: list[Path] = []
+    cwd = environment.get("cwd")
+    argv = environment.get("argv")
+    candidates: list[Path] = []
+    if isinstance(cwd, str) and cwd:
+        if isinstance(argv, list) and argv and isinstance(argv[0], str) and argv[0].endswith(".py"):
+            candidates.append((Path(cwd) / argv[0]).parent)
+        candidates.append(Path(cwd))
+    candidates.append(root)
+    for candidate in candidates:
+        try:
+            folder = candidate.resolve()
+        except OSError:
+            continue
+        if folder.is_relative_to(root) and folder.is_dir() and folder not in found:
+            found.append(folder)
+    return found
+
+
+def make_importable(folders: list[Path], *, first: bool) -> None:
+    """Put ``folders`` on ``sys.path`` (those missing), in order, at its start (``first``:
+    as a run had them, ahead of installed packages) or at its end (only for names nothing
+    else provides)."""
+    missing = [str(f) for f in folders if str(f) not in sys.path]
+    if first:
+        sys.path[0:0] = missing
+    else:
+        sys.path.extend(missing)
 
 
 SAFE_DIRECTORIES_VARIABLE = "GRISTMILL_SAFE_DIRECTORIES"

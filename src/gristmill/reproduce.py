@@ -4,7 +4,9 @@ on it again, reusing the rest; ``diff_runs`` says what differs between two runs.
 
 Restoring a run's code puts its source snapshot first on ``sys.path`` and forgets the user
 modules this process had imported, so the steps come from the snapshot; afterwards both are
-put back as they were.
+put back as they were. Either way the project root and the run's working directory (inside
+the project) go on ``sys.path`` as during the run, so ``--code current`` imports
+``pipeline:load`` from the project folder without PYTHONPATH.
 
 A snapshot is verified before anything of it is written or imported: the manifest's BLAKE3
 hash must be the one the run recorded, every path in it a relative ``.py`` path of a module
@@ -47,6 +49,7 @@ from gristmill.execution.environment import (
 from gristmill.execution.run import RESOLVED_KEYS
 from gristmill.options import RunConfig, StepOptions
 from gristmill.pipelines import execute
+from gristmill.project import make_importable, run_code_folders
 from gristmill.store import Status
 
 CODE_CHOICES = ("original", "current")
@@ -106,6 +109,9 @@ def code_of(run: Run, code: str, client: Client) -> Iterator[None]:
     """Import step code as it was for ``run`` (``original``) or as it is now (``current``)."""
     if code not in CODE_CHOICES:
         raise ConfigError(f"--code must be one of {', '.join(CODE_CHOICES)}, not '{code}'")
+    # As during the run: its working directory and the project root are importable (behind
+    # the snapshot, for the original code), from whatever folder this is called.
+    make_importable(run_code_folders(run.environment, client.project_root), first=True)
     if code == "current":
         yield
         return

@@ -131,7 +131,7 @@ def test_failed_run_exits_1_and_shows_the_error(runner: CliRunner) -> None:
         (["runs", "show", "nope-run"], 1, "no run with id or name 'nope-run'"),
         (["artifacts", "show", "nope"], 1, "no artifact version 'nope'"),
         (["steps", "logs", "latest", "x"], 1, "there are no runs yet"),
-        (["rnus"], 2, "did you mean 'runs'"),
+        (["rnus"], 2, "no such command `gristmill rnus` — did you mean `gristmill runs`?"),
     ],
 )
 def test_errors(runner: CliRunner, args: list[str], code: int, message: str) -> None:
@@ -277,3 +277,85 @@ def test_runs_reap_marks_dead_runs_and_listing_does_not(
     assert "no heartbeat" in reaped[0]["error"]
     assert json.loads(invoke(runner, "runs", "list", "--json").output)[0]["status"] == "failed"
     assert "No dead runs" in invoke(runner, "runs", "reap").output
+
+
+PROJECT_PIPELINE = """
+from typing import Annotated
+from gristmill import step, pipeline
+
+
+class Box:  # a class of the project's own: stored with cloudpickle, by reference
+    def __init__(self, value):
+        self.value = value
+
+
+@step
+def load(n: int = 3) -> list:
+    return list(range(n))
+
+
+@step
+def boxed(xs: list) -> Annotated[Box, "box"]:
+    return Box(sum(xs))
+
+
+@pipeline
+def training(n: int = 3):
+    boxed(load(n))
+"""
+
+
+def _installed(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    gristmill = Path(sys.executable).with_name("gristmill")
+    return subprocess.run(
+        [str(gristmill), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_project_code_is_importable_after_the_run(project: Project, tmp_path: Path) -> None:
+    """`rerun --code current` from the project folder, and loading a pickled artifact from
+    any folder, import the project's modules as the run did: no PYTHONPATH needed."""
+    (project.root / "pipeline.py").write_text(PROJECT_PIPELINE)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    first = _installed("run", "pipeline:training", cwd=project.root, env=env)
+    assert first.returncode == 0, first.stderr
+    again = _installed(
+        "rerun", "latest", "--from", "boxed", "--code", "current", cwd=project.root, env=env
+    )
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "No module named" not in again.stderr
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env_elsewhere = {k: v for k, v in env.items() if k != "GRISTMILL_PROJECT"}
+    code = (
+        "from gristmill import Client\n"
+        f"box = Client(project={str(project.root)!r}).get_artifact_version('box').load()\n"
+        "print(type(box).__module__, box.value)\n"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=elsewhere,
+        env=env_elsewhere,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.split() == ["pipeline", "3"]
+
+
+def test_runs_show_config_is_yaml_and_types_read_the_same(runner: CliRunner) -> None:
+    import yaml
+
+    assert invoke(runner, "run", "demo_mod:demo", "-p", "n=4").exit_code == 0
+    shown = invoke(runner, "runs", "show", "latest", "--config").output
+    config = shown[shown.index("Configuration\n") + len("Configuration\n") : shown.index("Stack\n")]
+    parsed = yaml.safe_load(config)
+    assert parsed["resolved_parameters"] == {"n": 4, "name": "x"}
+    assert "{'" not in shown  # no Python dict repr
+    listing = invoke(runner, "artifacts", "list").output
+    for output in (listing, invoke(runner, "runs", "show", "latest").output):
+        assert "builtins." not in output
+        assert " float " in output.replace("│", " ")
+    detail = invoke(runner, "artifacts", "show", "score").output
+    assert "builtins." not in detail and "float" in detail

@@ -26,6 +26,7 @@ from gristmill.store import (
     LineageReader,
     MetadataStore,
     NewArtifactVersion,
+    RunDeleter,
     RunReader,
     RunRecord,
     RunWriter,
@@ -80,7 +81,7 @@ def _step(run: RunRecord, name: str = "a") -> StepRunRecord:
 
 
 def test_the_metadata_store_is_the_sum_of_small_capabilities(store: SQLStore) -> None:
-    capabilities = (RunWriter, RunReader, LineageReader, StackCatalog, SecretVault)
+    capabilities = (RunWriter, RunReader, RunDeleter, LineageReader, StackCatalog, SecretVault)
     assert all(issubclass(MetadataStore, c) for c in capabilities)
     assert all(isinstance(store, c) for c in capabilities)
     # pinned: a REST client implements exactly these; no method belongs to two capabilities
@@ -113,6 +114,7 @@ def test_the_metadata_store_is_the_sum_of_small_capabilities(store: SQLStore) ->
             "list_pipelines",
             "list_runs",
         ],
+        "RunDeleter": ["delete_runs"],
         "LineageReader": ["lineage"],
         "StackCatalog": [
             "delete_component",
@@ -126,7 +128,7 @@ def test_the_metadata_store_is_the_sum_of_small_capabilities(store: SQLStore) ->
         ],
         "SecretVault": ["delete_secret", "get_secret", "list_secrets", "save_secret"],
     }
-    assert len(MetadataStore.__abstractmethods__) == 37
+    assert len(MetadataStore.__abstractmethods__) == 38
 
 
 def test_a_capability_can_be_implemented_alone() -> None:

@@ -294,7 +294,7 @@ class ArtifactStore(Flavor):
             raise ArtifactStoreError(
                 f"refusing to read artifact data at {uri!r}: it is not a content address in the "
                 f"artifact store {self.root} (expected {self.root}/<hh>/<hash>); the metadata "
-                "row that points there was not written by gristmill"
+                "row that points there was changed outside gristmill, or names another store"
             )
         return parts[1]
 

@@ -170,6 +170,12 @@ def status_text(status: str) -> str:
     return f"[{STATUS_STYLE.get(status, 'white')}]{escape(status, lines=False)}[/]"
 
 
+def type_label(data_type: str) -> str:
+    """How every listing shows a recorded type: the class name (``dict``, ``DataFrame``,
+    ``ndarray``), whatever module defines it; ``artifacts show`` adds the full name."""
+    return data_type.rpartition(".")[2] or data_type
+
+
 def when(moment: datetime | None) -> str:
     if moment is None:
         return "-"

@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from gristmill.cli._groups import group
 from gristmill.cli._output import console, escape, handles_errors, json_option, print_json, table
 from gristmill.errors import ConfigError
 
@@ -43,7 +44,7 @@ def _values(pairs: tuple[str, ...]) -> dict[str, str]:
     return values
 
 
-@click.group()
+@group()
 def secret() -> None:
     """Secrets, encrypted at rest and referenced from settings as {{ secret.NAME.KEY }}."""
 
@@ -119,7 +120,7 @@ def delete_secret(name: str) -> None:
 # -- the metadata store ---------------------------------------------------------------------------
 
 
-@click.group()
+@group()
 def store() -> None:
     """Show or choose the project's metadata store."""
 

@@ -1,4 +1,4 @@
-"""``gristmill artifacts list/show/load`` and ``gristmill lineage``."""
+"""``gristmill artifacts list/show/load/lineage`` (``gristmill lineage`` is the same command)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from gristmill.cli._groups import group
 from gristmill.cli._output import (
     DISPLAY_CHARS,
     console,
@@ -17,6 +18,7 @@ from gristmill.cli._output import (
     print_json,
     size,
     table,
+    type_label,
     when,
     write_text,
 )
@@ -28,9 +30,9 @@ def _client() -> Any:
     return Client()
 
 
-@click.group()
+@group()
 def artifacts() -> None:
-    """List, inspect and load artifact versions."""
+    """List, inspect and load artifact versions; show their lineage."""
 
 
 @artifacts.command("list")
@@ -52,7 +54,7 @@ def list_artifacts(
     for av in found:
         listing.add_row(
             f"{escape(av.name, lines=False)}:{av.version}",
-            escape(av.data_type, lines=False),
+            escape(type_label(av.data_type), lines=False),
             escape(av.materializer, lines=False),
             size(av.size),
             when(av.created_at),
@@ -77,7 +79,7 @@ def show_artifact(ref: str, as_json: bool) -> None:
     out = console()
     out.print(f"[bold]{escape(av.name, lines=False)}:{av.version}[/]  [dim]id {escape(av.id)}[/]")
     rows = [
-        ("type", av.data_type),
+        ("type", _full_type(av.data_type)),
         ("materializer", av.materializer),
         ("size", size(av.size)),
         ("content hash", av.content_hash),
@@ -94,6 +96,11 @@ def show_artifact(ref: str, as_json: bool) -> None:
             out.print(
                 f"    {escape(key, lines=False)} = {escape(value, lines=False, limit=DISPLAY_CHARS)}"
             )
+
+
+def _full_type(data_type: str) -> str:
+    short = type_label(data_type)
+    return short if data_type in (short, f"builtins.{short}") else f"{short} ({data_type})"
 
 
 @artifacts.command("load")
@@ -153,7 +160,7 @@ def lineage(ref: str, downstream: bool, as_json: bool) -> None:
         av = versions[av_id]
         return (
             f"[bold]{escape(av.artifact_name, lines=False)}:{av.version}[/] "
-            f"[dim]{escape(av.data_type.rpartition('.')[2], lines=False)} {escape(av_id[:12])}[/]"
+            f"[dim]{escape(type_label(av.data_type), lines=False)} {escape(av_id[:12])}[/]"
         )
 
     root = Tree(label(graph.graph.root))
@@ -180,3 +187,6 @@ def lineage(ref: str, downstream: bool, as_json: bool) -> None:
 
     grow(root, graph.graph.root)
     console().print(root)
+
+
+artifacts.add_command(lineage, "lineage")

@@ -1,4 +1,5 @@
-"""``gristmill pipeline export/validate/list`` and ``gristmill schema``."""
+"""``gristmill pipelines export/validate/list/schema`` (``gristmill pipeline ...`` and
+``gristmill schema`` are the same commands)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 import click
 
+from gristmill.cli._groups import group
 from gristmill.cli._output import (
     console,
     escape,
@@ -18,9 +20,9 @@ from gristmill.cli._output import (
 )
 
 
-@click.group()
+@group("pipelines")
 def pipeline() -> None:
-    """Export, validate and list pipelines."""
+    """List pipelines, export one as YAML, validate one; JSON Schemas of the files."""
 
 
 @pipeline.command("export")
@@ -113,7 +115,7 @@ def list_pipelines(as_json: bool) -> None:
 @click.argument("kind", type=click.Choice(["pipeline", "config"]))
 def schema(kind: str) -> None:
     """Print the JSON Schema of pipeline files or run configuration files (for editors:
-    `gristmill schema pipeline > pipeline.schema.json`)."""
+    `gristmill pipelines schema pipeline > pipeline.schema.json`)."""
     data: Any
     if kind == "pipeline":
         from gristmill.yaml_pipelines import pipeline_schema
@@ -124,3 +126,6 @@ def schema(kind: str) -> None:
 
         data = config_schema()
     click.echo(json.dumps(data, indent=2))
+
+
+pipeline.add_command(schema, "schema")

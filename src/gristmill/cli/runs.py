@@ -1,4 +1,5 @@
-"""``gristmill runs list/show/reap``, ``gristmill steps logs``. Only ``runs reap`` writes."""
+"""``gristmill runs list/show/diff/reap/delete``, ``gristmill steps logs``. Only ``runs reap`` and
+``runs delete`` write."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any
 
 import click
 
+from gristmill.cli._groups import group
 from gristmill.cli._output import (
     console,
     escape,
@@ -17,6 +19,7 @@ from gristmill.cli._output import (
     size,
     status_text,
     table,
+    type_label,
     when,
     write_text,
 )
@@ -67,7 +70,7 @@ def render_run(run: Any, *, show_config: bool = False) -> None:
             seen.add(av.id)
             artifacts.add_row(
                 f"{escape(av.name, lines=False)}:{av.version}",
-                escape(av.data_type.rpartition(".")[2], lines=False),
+                escape(type_label(av.data_type), lines=False),
                 size(av.size),
                 escape((av.preview or "")[:60], lines=False),
                 escape(av.id[:12]),
@@ -83,17 +86,31 @@ def render_run(run: Any, *, show_config: bool = False) -> None:
                 f"{escape((step.error or '').rstrip(), limit=ERROR_CHARS)}"
             )
     if show_config:
-        from rich.pretty import Pretty
+        from gristmill._yaml import dump_yaml
 
-        # Pretty prints reprs (control characters show escaped, no markup is read); long
-        # strings and containers are cut for display.
+        # YAML as a run configuration file reads; long strings and lists are cut for display,
+        # and escape() keeps what the store holds from acting on the terminal.
         for title, data in (
             ("Configuration", run.config),
             ("Stack", run.stack),
             ("Environment", run.environment),
         ):
             out.print(f"[bold]{title}[/]")
-            out.print(Pretty(data, max_string=PARAMETER_CHARS, max_length=100))
+            out.print(escape(dump_yaml(_for_display(data)).rstrip("\n")))
+
+
+def _for_display(value: Any) -> Any:
+    """``value`` with strings longer than PARAMETER_CHARS and lists longer than 100 items cut."""
+    if isinstance(value, str):
+        return shorten(value, PARAMETER_CHARS)
+    if isinstance(value, dict):
+        return {str(k): _for_display(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        shown = [_for_display(v) for v in value[:100]]
+        if len(value) > 100:
+            shown.append(f"… ({len(value) - 100:,} more)")
+        return shown
+    return value
 
 
 # How much of a parameter or metadata value, and of an error, `runs show` prints.
@@ -116,9 +133,9 @@ def _format_value(value: Any) -> str:
     return str(value)
 
 
-@click.group()
+@group()
 def runs() -> None:
-    """List and inspect runs."""
+    """List, inspect, compare and delete runs."""
 
 
 @runs.command("list")
@@ -235,7 +252,74 @@ def reap_runs(stale_after: float | None, as_json: bool) -> None:
         )
 
 
-@click.group()
+@runs.command("delete")
+@click.argument("refs", nargs=-1, required=True, metavar="RUN...")
+@click.option("-y", "--yes", is_flag=True, help="Delete without asking.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Also delete runs still marked pending or running (only when their process is gone).",
+)
+@json_option
+@handles_errors
+def delete_runs(refs: tuple[str, ...], yes: bool, force: bool, as_json: bool) -> None:
+    """Delete runs (id, id prefix, name or 'latest'), their step runs, lineage edges, metadata
+    and log records, and the artifact versions only they produced that no other run used.
+
+    The artifacts' bytes stay in the artifact store: they are content-addressed and may be
+    shared; removing bytes nothing refers to is not done here. A version another run also
+    lists as an output (a cache hit) stays. Refused, deleting nothing, for a run still running
+    (unless --force) and for a run whose artifact versions other runs used as inputs: delete
+    those runs first, or name them in the same command."""
+    client = _client()
+    plan = client.delete_runs(list(refs), force=force, dry_run=True)
+    if not yes:
+        _describe_deletion(plan, console(stderr=True))
+        click.confirm("Delete?", abort=True, err=True)
+    done = client.delete_runs([r.id for r in plan.runs], force=force)
+    if as_json:
+        print_json(
+            {
+                "runs": [r.id for r in done.runs],
+                "step_runs": done.step_runs,
+                "artifact_versions": [av.id for av in done.artifact_versions],
+                "kept_artifact_versions": [av.id for av in done.kept_artifact_versions],
+            }
+        )
+        return
+    names = ", ".join(escape(r.name, lines=False) for r in done.runs)
+    console().print(
+        f"Deleted {_count(len(done.runs), 'run')} ({names}), {_count(done.step_runs, 'step run')} "
+        f"and {_count(len(done.artifact_versions), 'artifact version')}."
+    )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
+def _describe_deletion(plan: Any, out: Any) -> None:
+    for r in plan.runs:
+        out.print(
+            f"run [bold]{escape(r.name, lines=False)}[/]  {status_text(r.status)}  "
+            f"[dim]{escape(r.pipeline_name, lines=False)} · id {escape(r.id[:12])}[/]"
+        )
+    out.print(f"  {_count(plan.step_runs, 'step run')}, with their metadata and log records")
+    if plan.artifact_versions:
+        listed = ", ".join(
+            f"{escape(av.artifact_name, lines=False)}:{av.version}" for av in plan.artifact_versions
+        )
+        out.print(f"  {_count(len(plan.artifact_versions), 'artifact version')}: {listed}")
+    if plan.kept_artifact_versions:
+        listed = ", ".join(
+            f"{escape(av.artifact_name, lines=False)}:{av.version}"
+            for av in plan.kept_artifact_versions
+        )
+        out.print(f"  [dim]kept, other runs list them as outputs: {listed}[/]")
+    out.print("  [dim]artifact bytes stay in the artifact store (content-addressed, shared)[/]")
+
+
+@group()
 def steps() -> None:
     """Inspect step runs."""
 

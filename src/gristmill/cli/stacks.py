@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from gristmill.cli._groups import group
 from gristmill.cli._output import (
     console,
     escape,
@@ -46,7 +47,7 @@ def _settings_text(config: dict[str, Any]) -> str:
 # -- components ----------------------------------------------------------------------------------
 
 
-@click.group()
+@group()
 def component() -> None:
     """Register and manage stack components (orchestrators, artifact stores, ...)."""
 
@@ -247,7 +248,7 @@ def _component_options(func: Any) -> Any:
     return func
 
 
-@click.group()
+@group()
 def stack() -> None:
     """Register, pick and share stacks."""
 

@@ -19,6 +19,7 @@ from gristmill.store.records import (
     MetadataRecord,
     NewArtifactVersion,
     PipelineRecord,
+    RunDeletion,
     RunRecord,
     SecretRecord,
     StackRecord,
@@ -120,6 +121,26 @@ class RunWriter(abc.ABC):
     def reap_dead_runs(self, now: float, *, stale_after: float = STALE_AFTER_SECONDS) -> list[str]:
         """Mark runs whose process died (stale heartbeat, or a dead pid on this host) as
         ``failed``; returns their ids."""
+
+
+class RunDeleter(abc.ABC):
+    """Deletes runs together with what only they hold."""
+
+    @abc.abstractmethod
+    def delete_runs(
+        self, run_ids: Sequence[str], *, force: bool = False, dry_run: bool = False
+    ) -> RunDeletion:
+        """In one transaction, delete the runs (ids), their step runs, those step runs' input
+        and output edges, the metadata and log rows of all of them, and the artifact versions
+        that only these runs produced and no other run used. A version these runs produced
+        that another run also lists as an output (a cache hit) stays, its producer becoming
+        that run's step run; other runs' cache hits of deleted step runs lose ``cached_from``.
+        Artifact bytes are not touched (they are content-addressed and may be shared).
+
+        Refused with StoreError, deleting nothing: a run still ``pending`` or ``running``
+        (unless ``force``), and a run whose artifact versions other runs took as inputs (the
+        message names those runs; deleting them in the same call is fine). NotFoundError for
+        an unknown id. ``dry_run`` checks and reports without deleting."""
 
 
 class RunReader(abc.ABC):
@@ -248,7 +269,7 @@ class SecretVault(abc.ABC):
     def delete_secret(self, name: str) -> None: ...
 
 
-class MetadataStore(RunWriter, RunReader, LineageReader, StackCatalog, SecretVault):
+class MetadataStore(RunWriter, RunReader, RunDeleter, LineageReader, StackCatalog, SecretVault):
     """Every capability of a metadata store, at one URL. A new feature (model registry,
     deployments, users) adds a capability interface here rather than growing another one."""
 

@@ -182,3 +182,15 @@ class SecretRecord:
     ciphertext: str
     created_at: float
     updated_at: float
+
+
+@dataclass
+class RunDeletion:
+    """What deleting runs removes (or would remove, for a dry run): the runs, their step runs,
+    the artifact versions only they produced and no other run used, and the versions they
+    produced that stay because other runs also list them as outputs (cache hits)."""
+
+    runs: list[RunRecord]
+    step_runs: int
+    artifact_versions: list[ArtifactVersionRecord]
+    kept_artifact_versions: list[ArtifactVersionRecord] = field(default_factory=list)

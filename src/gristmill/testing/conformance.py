@@ -257,6 +257,99 @@ class MetadataStoreConformance:
         with pytest.raises(StoreError, match="already exists"):
             self.pipelines().busy.with_options(run_name=run.name)(i=2)
 
+    def test_deleting_runs(self, store_project: Project) -> None:
+        """A run goes with its steps, edges, metadata and the versions only it holds; versions
+        other runs also list as outputs (cache hits) stay; a running run, and one whose
+        versions another run consumed, are refused with nothing deleted."""
+        from gristmill import Client
+        from gristmill.store import Entity, RunRecord, Status, StepRunRecord, StepStart
+        from gristmill.store.ids import pipeline_version_id
+
+        store = store_project.store()
+        first = self.pipelines().conformance(n=3)
+        cached = self.pipelines().conformance(n=3)
+        other = self.pipelines().conformance(n=7)
+        client = Client()
+        total = first.steps["total"].output()
+
+        # Everything 'first' produced is an output of 'cached' too: kept, now produced there.
+        deleted = client.delete_run(first.name)
+        assert [r.id for r in deleted.runs] == [first.id]
+        assert deleted.step_runs == 3 and deleted.artifact_versions == []
+        assert {av.artifact_name for av in deleted.kept_artifact_versions} == {
+            "conformance.numbers.output",
+            "evens",
+            "odds",
+            "total",
+        }
+        with pytest.raises(NotFoundError):
+            client.get_run(first.id)
+        assert store.get_metadata(Entity.RUN, [first.id])[first.id] == []
+        kept = client.get_artifact_version(total.id)
+        assert kept.producer is not None and kept.producer.run.id == cached.id
+        assert kept.load() == 3.0  # the bytes are untouched
+        assert client.get_run(cached.id).steps["total"].cached_from is None
+
+        # A version only 'other' holds goes with it, with its metadata.
+        other_total = other.steps["total"].output()
+        step_ids = [s.id for s in other.steps.values()]
+        assert client.delete_runs([other.id], dry_run=True).runs[0].id == other.id
+        client.get_run(other.id)  # a dry run deletes nothing
+        deleted = client.delete_run(other.id)
+        assert {av.artifact_name for av in deleted.artifact_versions} == {
+            "conformance.numbers.output",
+            "evens",
+            "odds",
+            "total",
+        }
+        with pytest.raises(NotFoundError):
+            client.get_artifact_version(other_total.id)
+        assert all(not v for v in store.get_metadata(Entity.STEP_RUN, step_ids).values())
+        assert store.get_step_run_io(step_ids) in ({}, {i: ({}, {}) for i in step_ids})
+
+        # A run whose version another run took as an input, and a running run: refused.
+        source = self.pipelines().busy(i=11)
+        produced = source.steps["work"].output()
+        now = time.time()
+        spec_hash = "f" * 64
+        consumer = RunRecord(
+            id="c" * 32,
+            name="consumer-run",
+            pipeline_name="consumer",
+            pipeline_version_id=pipeline_version_id("consumer", spec_hash),
+            status=Status.RUNNING,
+            created_at=now,
+            spec_hash=spec_hash,
+        )
+        step = StepRunRecord(
+            id="d" * 32,
+            run_id=consumer.id,
+            name="use",
+            source="m:use",
+            status=Status.PENDING,
+            created_at=now,
+        )
+        store.create_run(consumer, [step], spec_json="{}")
+        store.publish_step_run(
+            step.id,
+            start=StepStart(now, {"x": produced.id}, "code", None, {}),
+            status=Status.COMPLETED,
+            ended_at=now,
+            outputs={},
+        )
+        with pytest.raises(StoreError, match="consumer-run") as refused:
+            client.delete_run(source.id)
+        assert "busy.work.output:" in str(refused.value)
+        client.get_run(source.id)  # nothing was deleted
+        with pytest.raises(StoreError, match="still running"):
+            client.delete_runs([source.id, consumer.id])
+        # together, with --force for the running one: both go, the version with them
+        deleted = client.delete_runs([source.id, consumer.id], force=True)
+        assert {r.name for r in deleted.runs} == {source.name, "consumer-run"}
+        assert [av.id for av in deleted.artifact_versions] == [produced.id]
+        with pytest.raises(NotFoundError):
+            client.get_run("consumer-run")
+
     def test_concurrent_processes_lose_nothing(
         self, store_project: Project, metadata_store_url: str
     ) -> None:

@@ -7,6 +7,7 @@ turn instead of failing with 'database is locked'."""
 from __future__ import annotations
 
 from gristmill.store.base import MetadataStore, safe_url
+from gristmill.store.sql.deletion import SQLRunDeleter
 from gristmill.store.sql.lineage import SQLLineageReader
 from gristmill.store.sql.runs_read import SQLRunReader
 from gristmill.store.sql.runs_write import SQLRunWriter
@@ -17,6 +18,12 @@ __all__ = ["SQLStore", "safe_url"]
 
 
 class SQLStore(
-    SQLRunWriter, SQLRunReader, SQLLineageReader, SQLStackCatalog, SQLSecretVault, MetadataStore
+    SQLRunWriter,
+    SQLRunReader,
+    SQLRunDeleter,
+    SQLLineageReader,
+    SQLStackCatalog,
+    SQLSecretVault,
+    MetadataStore,
 ):
     """A metadata store on a SQLAlchemy URL; the schema is created or migrated on open."""
