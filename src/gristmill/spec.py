@@ -406,6 +406,21 @@ def check_pipeline_name(name: Any, where: str | None = None) -> str:
     )
 
 
+def check_component_name(name: Any, kind: str) -> str:
+    """``name`` if it is a valid stack or component name (``kind`` says which), else a
+    ConfigError saying why: the same rule as pipeline names."""
+    try:
+        return _check_name(
+            name,
+            f"{kind} name",
+            PIPELINE_NAME_PATTERN,
+            None,
+            "use letters, digits, '_', '-' or '.', starting with a letter or '_'",
+        )
+    except PipelineDefinitionError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def check_run_name(name: Any, where: str | None = None) -> str:
     """``name`` if it is a valid run name, else a ConfigError saying why."""
     try:

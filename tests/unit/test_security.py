@@ -534,3 +534,16 @@ def test_column_names_reach_previews_without_control_characters(project: Project
     assert "\x1b" not in saved.preview and "\x07" not in saved.preview
     assert "[/bold]" in saved.preview and len(saved.preview) <= 240
     assert all("\x1b" not in c and len(c) <= 100 for c in saved.metadata["columns"])
+
+
+@pytest.mark.parametrize(
+    "name", ["prod[/bold]", "a\nb", "[link=http://x]y", "\x1b[31mred", "-x", ""]
+)
+def test_stack_and_component_names_are_validated(name: str) -> None:
+    from gristmill.project import find_project
+
+    store = find_project().store()
+    with pytest.raises(ConfigError, match="orchestrator name"):
+        store.save_component("orchestrator", name, "local", {})
+    with pytest.raises(ConfigError, match="stack name"):
+        store.save_stack(name, {"orchestrator": "local", "artifact_store": "local"})

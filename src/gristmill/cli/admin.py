@@ -168,9 +168,11 @@ def set_store(url: str) -> None:
 @handles_errors
 def unset_store() -> None:
     """Go back to the embedded SQLite store under .gristmill/."""
+    from gristmill.store import safe_url
+
     project = _project()
     project.save_settings(store_url=None)
-    console().print(f"Metadata store: [bold]{escape(project.store_url)}[/]")
+    console().print(f"Metadata store: [bold]{escape(safe_url(project.store_url))}[/]")
 
 
 # -- info ---------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select, update
 
 from gristmill.errors import NotFoundError, StoreError, did_you_mean
+from gristmill.spec import check_component_name
 from gristmill.store import schema as s
 from gristmill.store.base import StackCatalog
 from gristmill.store.ids import component_id, stack_id
@@ -23,6 +24,7 @@ class SQLStackCatalog(SQLEngine, StackCatalog):
     def save_component(
         self, type: str, name: str, flavor: str, config: Mapping[str, Any]
     ) -> ComponentRecord:
+        check_component_name(name, type.replace("_", " "))
         new_id = component_id(type, name)
         now = time.time()
         t = s.components
@@ -88,6 +90,7 @@ class SQLStackCatalog(SQLEngine, StackCatalog):
         self._retrying(work, f"deleting {type} '{name}'")
 
     def save_stack(self, name: str, components: Mapping[str, str]) -> StackRecord:
+        check_component_name(name, "stack")
         resolved = {
             kind: self.get_component(kind, component) for kind, component in components.items()
         }
