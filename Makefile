@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+ML_STAMP := $(VENV)/.installed-ml
 PYTEST_ARGS ?=
 # Tests run with bytecode writing on, as on contributors' machines, whatever the shell sets:
 # stale-.pyc bugs in tests that rewrite modules must show up everywhere or nowhere.
@@ -18,12 +19,17 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The ML libraries the integration tests use (torch, tensorflow, spark, ...): only `make test`.
+$(ML_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[dev,ml]"
+	touch $(ML_STAMP)
+
 # Runs the example twice: the first run trains, the second is served from the cache.
 quickstart: $(STAMP)
 	cd examples/quickstart && ../../$(BIN)/gristmill run pipeline:training
 	cd examples/quickstart && ../../$(BIN)/gristmill run pipeline:training
 
-test: $(STAMP)
+test: $(ML_STAMP)
 	scripts/install-test-services.sh
 	$(PYTEST) $(PYTEST_ARGS)
 

@@ -13,6 +13,7 @@ TYPE_CHECKING = False
 __all__ = [
     "ArtifactVersion",
     "Client",
+    "ExternalArtifact",
     "GristmillError",
     "Pipeline",
     "Retry",
@@ -35,6 +36,7 @@ __all__ = [
 _LOCATIONS = {
     "ArtifactVersion": "gristmill.client",
     "Client": "gristmill.client",
+    "ExternalArtifact": "gristmill.spec",
     "GristmillError": "gristmill.errors",
     "Pipeline": "gristmill.pipelines",
     "Retry": "gristmill.options",
@@ -61,6 +63,7 @@ if TYPE_CHECKING:
     from gristmill.execution.context import StepContext, get_step_context, log_metadata
     from gristmill.options import Retry, RunConfig, StepConfig, StepOptions
     from gristmill.pipelines import Pipeline, pipeline
+    from gristmill.spec import ExternalArtifact
     from gristmill.steps import Step, step
     from gristmill.yaml_pipelines import load_pipeline
 

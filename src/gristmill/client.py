@@ -271,16 +271,32 @@ class Client:
 
     # -- artifacts ------------------------------------------------------------------------------
 
-    def get_artifact_version(self, ref: str) -> ArtifactVersion:
-        """By id (or unique prefix), ``NAME`` (latest version) or ``NAME:VERSION``."""
+    def get_artifact_version(self, ref: str, version: int | None = None) -> ArtifactVersion:
+        """By id (or unique prefix), ``NAME`` (latest version) or ``NAME:VERSION``; or by name
+        and number: ``get_artifact_version("model", 3)``."""
+        if version is not None:
+            if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+                raise ValueError(
+                    f"version must be a version number (1, 2, ...), not {version!r}; "
+                    f"get_artifact_version({ref!r}) gives the latest"
+                )
+            ref = f"{ref}:{version}"
         return ArtifactVersion(self, self.store.get_artifact_version(ref))
 
     def list_artifact_versions(
-        self, *, name: str | None = None, run: str | None = None, limit: int = 50, offset: int = 0
+        self,
+        *,
+        name: str | None = None,
+        run: str | None = None,
+        content_hash: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
     ) -> list[ArtifactVersion]:
+        """Newest first: all of them, one artifact's (``name``), one run's outputs (``run``),
+        or the versions that hold the same bytes (``content_hash``)."""
         run_id = self.get_run(run).id if run is not None else None
         records = self.store.list_artifact_versions(
-            name=name, run_id=run_id, limit=limit, offset=offset
+            name=name, run_id=run_id, content_hash=content_hash, limit=limit, offset=offset
         )
         return [ArtifactVersion(self, r) for r in records]
 
@@ -596,7 +612,9 @@ class StepRun:
 
 
 class ArtifactVersion:
-    """One immutable, content-addressed value of an artifact."""
+    """One output of one step run: an immutable version of an artifact, numbered per name.
+    Its bytes are stored once by content hash and shared with every version holding the same
+    content (``same_content()``). Pass it to a step in a pipeline's body to use it as an input."""
 
     def __init__(self, client: Client, record: ArtifactVersionRecord) -> None:
         self._client = client
@@ -656,7 +674,7 @@ class ArtifactVersion:
 
     @property
     def run_id(self) -> str | None:
-        """The run whose step produced these bytes first."""
+        """The run whose step run produced this version."""
         return self._record.run_id
 
     @property
@@ -692,6 +710,17 @@ class ArtifactVersion:
         """A local folder holding the stored files (downloaded once from a remote store)."""
         store = self._client._store_holding(self.uri, self._record.run_id)
         return store.local_directory(self.uri)
+
+    def same_content(self) -> list[ArtifactVersion]:
+        """The other versions holding the same bytes (of this artifact or another), newest
+        first: a re-run that computed the same thing, without the cache."""
+        return [
+            ArtifactVersion(self._client, r)
+            for r in self._client.store.list_artifact_versions(
+                content_hash=self.content_hash, limit=1000
+            )
+            if r.id != self.id
+        ]
 
     def upstream(self) -> list[ArtifactVersion]:
         return self._client.upstream(self.id)

@@ -13,6 +13,7 @@ import functools
 import inspect
 import json
 import os
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, overload
@@ -27,6 +28,7 @@ from gristmill.errors import (
 )
 from gristmill.options import RunConfig, StepConfig, validated
 from gristmill.spec import (
+    ExternalArtifact,
     InputRef,
     ParameterSpec,
     PipelineSpec,
@@ -227,9 +229,12 @@ class _Tracer:
         step_id = self._invocation_id(step, step_id, origin)
         parameters: dict[str, Any] = {}
         inputs: dict[str, InputRef] = {}
+        external: dict[str, ExternalArtifact] = {}
         for arg, value in bound.arguments.items():
             if isinstance(value, OutputRef):
                 inputs[arg] = InputRef(value.step_id, value.name)
+            elif (reference := _external_artifact(value)) is not None:
+                external[arg] = reference
             elif isinstance(value, StepOutputs):
                 raise PipelineDefinitionError(
                     f"{origin}: argument '{arg}' of step '{step_id}' gets all {len(value)} outputs "
@@ -260,6 +265,7 @@ class _Tracer:
             outputs=step.outputs,
             settings=step.options.to_spec(),
             origin=origin,
+            external_inputs=external,
         )
         self.steps.append(spec)
         self.taken.add(step_id)
@@ -307,6 +313,17 @@ class _Tracer:
                     f"not {describe_value(item)}"
                 )
         return sorted(set(ids))
+
+
+def _external_artifact(value: Any) -> ExternalArtifact | None:
+    """The reference an argument holds to an artifact version of an earlier run: an
+    ExternalArtifact, or an ArtifactVersion read with the Client (recorded by its id)."""
+    if isinstance(value, ExternalArtifact):
+        return value
+    client = sys.modules.get("gristmill.client")  # no ArtifactVersion exists before it loads
+    if client is not None and isinstance(value, client.ArtifactVersion):
+        return ExternalArtifact(id=value.id)
+    return None
 
 
 def _contains_placeholder(value: Any) -> bool:

@@ -80,6 +80,113 @@ class InputRef:
         return cls(step, output or "output")
 
 
+_ARTIFACT_ID = re.compile(r"[0-9a-f]{4,32}")
+
+
+class ExternalArtifact:
+    """An artifact version from an earlier run, passed to a step in a pipeline's body (or
+    written ``inputs: {df: {artifact: "dataset:3"}}`` in YAML) as one of its inputs.
+
+    ``ExternalArtifact("dataset:3")`` is version 3 of artifact ``dataset``;
+    ``ExternalArtifact("dataset")`` its latest version when the run starts;
+    ``ExternalArtifact(id="…")`` one version by id. The spec records the reference as written
+    (it is part of the spec's hash); the version it resolves to is recorded with the run, as
+    the step run's input, and its content hash is part of the step's cache key.
+    """
+
+    __slots__ = ("id", "name", "version")
+
+    name: str | None
+    version: int | None
+    id: str | None
+
+    def __init__(self, ref: str | None = None, *, id: str | None = None) -> None:
+        if (ref is None) == (id is None):
+            raise PipelineDefinitionError(
+                'ExternalArtifact takes one reference: ExternalArtifact("name:version"), '
+                'ExternalArtifact("name") for the latest version, or ExternalArtifact(id="...")'
+            )
+        name: str | None = None
+        version: int | None = None
+        if id is not None:
+            if not isinstance(id, str) or not _ARTIFACT_ID.fullmatch(id):
+                raise PipelineDefinitionError(
+                    f"ExternalArtifact(id={id!r}): an artifact version id is 4 to 32 lowercase "
+                    "hex characters (`gristmill artifacts list` shows them)"
+                )
+        else:
+            name, version = _parse_artifact_ref(ref)
+        object.__setattr__(self, "name", name)
+        object.__setattr__(self, "version", version)
+        object.__setattr__(self, "id", id)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"ExternalArtifact is immutable (cannot set '{name}')")
+
+    def __str__(self) -> str:
+        if self.id is not None:
+            return f"id={self.id}"
+        return f"{self.name}:{self.version}" if self.version is not None else str(self.name)
+
+    def __repr__(self) -> str:
+        if self.id is not None:
+            return f"ExternalArtifact(id={self.id!r})"
+        return f"ExternalArtifact({str(self)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ExternalArtifact) and self.to_dict() == other.to_dict()
+
+    def __hash__(self) -> int:
+        return hash(str(self))
+
+    def to_dict(self) -> dict[str, str]:
+        """How a spec (and YAML) writes it: ``{"artifact": "name:3"}`` or ``{"artifact_id": id}``."""
+        return {"artifact_id": self.id} if self.id is not None else {"artifact": str(self)}
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "") -> ExternalArtifact:
+        if isinstance(data, dict) and set(data) == {"artifact"}:
+            return cls(_text(data["artifact"], where))
+        if isinstance(data, dict) and set(data) == {"artifact_id"}:
+            return cls(id=_text(data["artifact_id"], where))
+        raise PipelineDefinitionError(
+            f"{where or 'an input'} is {describe_value(data)}: an input from an earlier run is "
+            '{artifact: "name:version"} (or "name" for the latest) or {artifact_id: "..."}'
+        )
+
+
+def _text(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise PipelineDefinitionError(
+            f"{where or 'an artifact reference'} must be a string, got {describe_value(value)}"
+        )
+    return value
+
+
+def _parse_artifact_ref(ref: Any) -> tuple[str, int | None]:
+    """``name`` (latest) or ``name:version``; ``name@stage`` is reserved for model stages."""
+    if not isinstance(ref, str) or not ref.strip():
+        raise PipelineDefinitionError(
+            f"ExternalArtifact({ref!r}): give 'name:version', or 'name' for the latest version"
+        )
+    if "@" in ref:
+        raise PipelineDefinitionError(
+            f"ExternalArtifact({ref!r}): 'name@stage' (a model version by stage) is not "
+            "supported yet as a step input; give 'name:version', or 'name' for the latest"
+        )
+    name, sep, version = ref.rpartition(":")
+    if not sep:
+        return ref, None
+    if version == "latest":
+        return name, None
+    if not version.isdigit() or int(version) < 1 or not name:
+        raise PipelineDefinitionError(
+            f"ExternalArtifact({ref!r}): the version after ':' must be a number (1, 2, ...) "
+            "or 'latest', after the artifact's name"
+        )
+    return name, int(version)
+
+
 @dataclass(frozen=True)
 class OutputSpec:
     """One declared output of a step: its Python type (as a dotted name) and artifact name."""
@@ -135,6 +242,8 @@ class StepSpec:
     outputs: dict[str, OutputSpec] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     origin: str | None = None
+    # Inputs fed by artifact versions of earlier runs (written among ``inputs`` as dicts).
+    external_inputs: dict[str, ExternalArtifact] = field(default_factory=dict)
 
     @property
     def function_name(self) -> str:
@@ -147,8 +256,10 @@ class StepSpec:
         data: dict[str, Any] = {"id": self.id, "source": self.source}
         if self.parameters:
             data["parameters"] = dict(self.parameters)
-        if self.inputs:
-            data["inputs"] = {name: str(ref) for name, ref in self.inputs.items()}
+        if self.inputs or self.external_inputs:
+            inputs: dict[str, Any] = {name: str(ref) for name, ref in self.inputs.items()}
+            inputs.update((name, ext.to_dict()) for name, ext in self.external_inputs.items())
+            data["inputs"] = inputs
         if self.after:
             data["after"] = sorted(self.after)
         data["outputs"] = {name: out.to_dict() for name, out in self.outputs.items()}
@@ -160,11 +271,17 @@ class StepSpec:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StepSpec:
+        inputs = data.get("inputs", {})
         return cls(
             id=data["id"],
             source=data["source"],
             parameters=dict(data.get("parameters", {})),
-            inputs={k: InputRef.parse(v) for k, v in data.get("inputs", {}).items()},
+            inputs={k: InputRef.parse(v) for k, v in inputs.items() if not isinstance(v, dict)},
+            external_inputs={
+                k: ExternalArtifact.from_dict(v, f"step '{data['id']}': input '{k}'")
+                for k, v in inputs.items()
+                if isinstance(v, dict)
+            },
             after=list(data.get("after", [])),
             outputs={
                 k: OutputSpec(v.get("type", "typing.Any"), v.get("artifact_name"))

@@ -21,6 +21,7 @@ from gristmill.options import RunConfig, StepOptions, adapter, json_schema
 from gristmill.pipelines import Pipeline
 from gristmill.spec import (
     STEP_ID_PATTERN,
+    ExternalArtifact,
     InputRef,
     ParameterSpec,
     PipelineSpec,
@@ -44,12 +45,25 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class ArtifactInputModel(_Strict):
+    """An input fed by an artifact version of an earlier run."""
+
+    artifact: str | None = Field(
+        default=None,
+        description="'name:version', or 'name' for the latest version when the run starts.",
+    )
+    artifact_id: str | None = Field(default=None, description="An artifact version's id.")
+
+
 class StepModel(_Strict):
     uses: str = Field(
         pattern=SOURCE_PATTERN, description="The step function, as 'package.module:function'."
     )
-    inputs: dict[str, str] = Field(
-        default_factory=dict, description="Argument → 'step' (its only output) or 'step.output'."
+    inputs: dict[str, str | ArtifactInputModel] = Field(
+        default_factory=dict,
+        description="Argument → 'step' (its only output), 'step.output', or an artifact version "
+        "of an earlier run: {artifact: 'name:version'} ('name' alone: the latest) or "
+        "{artifact_id: '...'}.",
     )
     parameters: dict[str, Any] = Field(
         default_factory=dict,
@@ -208,6 +222,7 @@ class YamlPipeline(Pipeline[Any]):
                 call[name] = values[ref] if ref is not None else unescape_literal(raw)
             for arg, input_ref in step_spec.inputs.items():
                 call[arg] = _pick(produced[input_ref.step], input_ref.output)
+            call.update(step_spec.external_inputs)
             after = [produced[other] for other in step_spec.after]
             tracer = active_tracer()
             assert tracer is not None  # inline() is only called while tracing
@@ -340,6 +355,7 @@ def _build_spec(
         step = functions[step_id]
         declared = step.inputs
         inputs: dict[str, InputRef] = {}
+        external: dict[str, ExternalArtifact] = {}
         for arg, ref in step_model.inputs.items():
             if arg not in declared:
                 raise document.error(
@@ -347,7 +363,10 @@ def _build_spec(
                     f"step '{step_id}': '{step_model.uses}' has no argument '{arg}'{did_you_mean(arg, declared)}",
                     key=True,
                 )
-            inputs[arg] = _input_ref(document, (*path, "inputs", arg), ref, producers)
+            if isinstance(ref, ArtifactInputModel):
+                external[arg] = _external_artifact(document, (*path, "inputs", arg), ref)
+            else:
+                inputs[arg] = _input_ref(document, (*path, "inputs", arg), ref, producers)
         step_parameters: dict[str, Any] = {}
         for arg, value in step_model.parameters.items():
             where = (*path, "parameters", arg)
@@ -368,6 +387,7 @@ def _build_spec(
                 outputs=dict(step.outputs),
                 settings=_effective_settings(document, (*path, "settings"), step, step_model),
                 origin=document.where(path),
+                external_inputs=external,
             )
         )
     outputs = {
@@ -433,7 +453,9 @@ def _composition_order(
     """Composed pipelines in an order where each comes after the composed pipelines it uses."""
     needs = {
         step_id: {
-            str(text).partition(".")[0] for text in model.steps[step_id].inputs.values()
+            text.partition(".")[0]
+            for text in model.steps[step_id].inputs.values()
+            if isinstance(text, str)
         }.union(
             [model.steps[step_id].after]
             if isinstance(model.steps[step_id].after, str)
@@ -489,6 +511,9 @@ def _compose(
                     f"{did_you_mean(arg, accepted)}",
                     key=True,
                 )
+            if isinstance(raw, ArtifactInputModel):  # passed on to the steps that take it
+                arguments[arg] = _external_artifact(document, where, raw)
+                continue
             if section == "inputs":
                 ref = _input_ref(document, where, raw, producers)
                 arguments[arg] = OutputRef(ref.step, ref.output, document.where(where))
@@ -578,6 +603,15 @@ def _import_uses(
     if callable(obj) and not isinstance(obj, type):
         return Step(obj)
     raise document.error(where, f"'{source}' is not a function, a @step or a pipeline")
+
+
+def _external_artifact(
+    document: YamlDocument, where: tuple[Any, ...], model: ArtifactInputModel
+) -> ExternalArtifact:
+    try:
+        return ExternalArtifact.from_dict(model.model_dump(exclude_none=True))
+    except PipelineDefinitionError as exc:
+        raise document.error(where, str(exc)) from None
 
 
 def _input_ref(
@@ -695,11 +729,14 @@ def pipeline_to_document(
                 "imported by name: define the step function at module level to export the pipeline"
             )
         entry: dict[str, Any] = {"uses": step_spec.source}
-        if step_spec.inputs:
+        if step_spec.inputs or step_spec.external_inputs:
             entry["inputs"] = {
                 arg: ref.step if len(outputs[ref.step]) == 1 else f"{ref.step}.{ref.output}"
                 for arg, ref in step_spec.inputs.items()
             }
+            entry["inputs"].update(
+                (arg, reference.to_dict()) for arg, reference in step_spec.external_inputs.items()
+            )
         if step_spec.parameters:
             entry["parameters"] = dict(step_spec.parameters)
         if step_spec.after:

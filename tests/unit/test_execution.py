@@ -168,8 +168,9 @@ def test_info_logs_are_captured_when_logging_is_not_configured(tmp_path: Any) ->
         [sys.executable, str(script)], capture_output=True, text=True, check=True, cwd=tmp_path
     )
     assert "INFO mine: hello 7" in out.stdout
-    assert "careful" in out.stderr  # warnings still reach the console, as without gristmill
-    assert "hello 7" not in out.stderr
+    # shown as they happen, once each (tests/unit/test_step_console.py has the rest)
+    shown = [line for line in out.stderr.splitlines() if "hello" in line or "careful" in line]
+    assert shown == ["[s] INFO hello 7", "[s] WARNING careful"]
 
 
 FAILURES: list[Any] = []
@@ -311,7 +312,8 @@ def test_wrong_number_of_returned_outputs() -> None:
         p()
 
 
-def test_keyboard_interrupt_marks_the_run_stopped() -> None:
+@pytest.mark.parametrize("orchestrator", ["local", "local_parallel"])
+def test_keyboard_interrupt_stops_the_step_and_the_run(orchestrator: str) -> None:
     @step
     def interrupted() -> int:
         raise KeyboardInterrupt
@@ -324,13 +326,19 @@ def test_keyboard_interrupt_marks_the_run_stopped() -> None:
     def p() -> None:
         later(interrupted())
 
-    with pytest.raises(KeyboardInterrupt):
-        p()
+    line = interrupted.func.__code__.co_firstlineno + 2
+    with pytest.raises(KeyboardInterrupt) as caught:
+        p.with_options(orchestrator=orchestrator)()
     run = Client().get_run("latest")
+    assert str(caught.value) == (
+        f"interrupted in step 'interrupted' (tests/unit/test_execution.py:{line}); "
+        f"run {run.name} stopped"
+    )
+    assert caught.value.__suppress_context__  # no traceback of gristmill's frames chained
     assert run.status == "stopped"
-    assert {n: s.status for n, s in run.steps.items()} == {
-        "interrupted": "failed",
-        "later": "stopped",
+    assert {n: (s.status, s.error) for n, s in run.steps.items()} == {
+        "interrupted": ("stopped", "interrupted by the user"),
+        "later": ("stopped", "the run was interrupted"),
     }
 
 

@@ -6,6 +6,7 @@ import gristmill
 PINNED = [
     "ArtifactVersion",
     "Client",
+    "ExternalArtifact",
     "GristmillError",
     "Pipeline",
     "Retry",

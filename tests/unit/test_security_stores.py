@@ -1,7 +1,7 @@
 """Issue 15, the stores' findings: each test plants what an attacker with write access to a
 shared metadata store or artifact bucket (or a YAML file) would, and shows it refused with a
 clear error, nothing run and nothing written outside. Findings 1 (downloads; through a real
-S3-compatible server in tests/integration/test_security_s3.py), 4b (URIs and reused rows),
+S3-compatible server in tests/integration/test_security_s3.py), 4b (URIs, and rows reused by cache hits),
 5a (store passwords), 8 (redaction) and 9a (YAML aliases)."""
 
 from __future__ import annotations
@@ -210,16 +210,52 @@ def test_a_changed_row_is_not_reused_when_the_same_bytes_are_published(
     first = greeting()
     version = first.steps["greet"].outputs["greeting"]
     _update(project, f"UPDATE artifact_versions SET {column} = ? WHERE id = ?", value, version.id)
+    again = greeting()  # the same bytes again: a new version of its own, never the changed row
+    published = again.steps["greet"].outputs["greeting"]
+    assert published.id != version.id and published.version == 2
+    assert (published.uri, published.materializer, published.data_type) == (
+        version.uri,
+        "json",
+        "builtins.str",
+    )
+    assert published.load() == "hello"
+    assert Client().get_artifact_version(version.id).producer.run.id == first.id  # type: ignore[union-attr]
+
+
+@step
+def greet_cached() -> Annotated[str, "cached_greeting"]:
+    return "hello"
+
+
+@pipeline
+def cached_greeting() -> None:
+    greet_cached()
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "said"),
+    [
+        ("data_type", "os.system", "data_type is 'os.system', not the declared builtins.str"),
+        ("materializer", "numpy", "materializer is 'numpy', which does not store a builtins.str"),
+        ("content_hash", "0" * 64, "not the address of its content hash"),
+    ],
+)
+def test_a_changed_row_is_not_linked_by_a_cache_hit(
+    project: Project, column: str, value: str, said: str
+) -> None:
+    first = cached_greeting()
+    version = first.steps["greet_cached"].outputs["cached_greeting"]
+    _update(project, f"UPDATE artifact_versions SET {column} = ? WHERE id = ?", value, version.id)
     with pytest.raises(RunFailedError) as caught:
-        greeting()  # the same bytes again: the version id derived is the changed row's
+        cached_greeting()  # a cache hit would link the changed row to this run
     failed = caught.value.run
     assert failed is not None
-    error = Client().get_run(failed.id).steps["greet"].error or ""
-    assert "does not match the output being published" in error
-    assert f"{column} is {value!r}" in error
+    error = Client().get_run(failed.id).steps["greet_cached"].error or ""
+    assert "does not match what this step publishes" in error
+    assert said in error
     assert "refusing to reuse it" in error
     # nothing links the poisoned row to the new run
-    assert not Client().get_run(failed.id).steps["greet"].outputs
+    assert not Client().get_run(failed.id).steps["greet_cached"].outputs
 
 
 # -- 5a: store passwords ------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gristmill.artifacts.materializers.base import (
+    MAX_VISUALIZATION_BYTES,
     CannotMaterialize,
     candidates_for,
     data_type_name,
@@ -63,6 +64,9 @@ def save_artifact(store: ArtifactStore, value: Any, *, where: str) -> SavedArtif
             if not materializer.safe:
                 _warn_pickle(data_type, where)
             preview, metadata = materializer.describe(value)
+            visualization = bounded_visualization(materializer, value, where)
+            if visualization is not None:
+                metadata = {**metadata, "visualization": visualization}
             content = store.publish(directory, known or None)
         return SavedArtifact(
             content, materializer.name, data_type_name(data_type), preview, metadata
@@ -71,6 +75,30 @@ def save_artifact(store: ArtifactStore, value: Any, *, where: str) -> SavedArtif
         f"{where}: no materializer can store a {data_type_name(data_type)}; register one in the "
         "'gristmill.materializers' entry-point group"
     )
+
+
+def bounded_visualization(materializer: Any, value: Any, where: str) -> Any:
+    """The materializer's visualization of ``value`` if it is small JSON; a visualization that
+    fails or is too large is left out (logged), never failing the step."""
+    import json
+
+    try:
+        visualization = materializer.visualize(value)
+        if visualization is None:
+            return None
+        size = len(json.dumps(visualization, allow_nan=False))
+    except Exception as exc:
+        logger.warning("%s: no visualization (%s: %s)", where, type(exc).__name__, exc)
+        return None
+    if size > MAX_VISUALIZATION_BYTES:
+        logger.warning(
+            "%s: visualization of %d bytes left out (at most %d)",
+            where,
+            size,
+            MAX_VISUALIZATION_BYTES,
+        )
+        return None
+    return visualization
 
 
 def load_artifact(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -22,6 +22,9 @@ from gristmill.cli._output import (
     when,
     write_text,
 )
+
+if TYPE_CHECKING:
+    from gristmill.client import ArtifactVersion
 
 
 def _client() -> Any:
@@ -71,9 +74,11 @@ def show_artifact(ref: str, as_json: bool) -> None:
     """One artifact version (id, NAME or NAME:VERSION): where it is, what made it, its metadata."""
     av = _client().get_artifact_version(ref)
     producer = av.producer
+    same = av.same_content()
     if as_json:
         data = av.to_dict()
         data["producer"] = producer.to_dict() if producer else None
+        data["same_content_as"] = [f"{v.name}:{v.version}" for v in same]
         print_json(data)
         return
     out = console()
@@ -86,16 +91,76 @@ def show_artifact(ref: str, as_json: bool) -> None:
         ("uri", av.uri),
         ("created", when(av.created_at)),
         ("produced by", f"step '{producer.name}' of run {producer.run.name}" if producer else "-"),
+        ("same content", _same_content(same)),
         ("preview", av.preview or "-"),
     ]
     for key, value in rows:
         out.print(f"  [bold]{key:<13}[/] {escape(value, lines=False, limit=DISPLAY_CHARS)}")
-    if av.metadata:
+    metadata = {k: v for k, v in av.metadata.items() if k != "visualization"}
+    if metadata:
         out.print("  [bold]metadata[/]")
-        for key, value in av.metadata.items():
+        for key, value in metadata.items():
             out.print(
                 f"    {escape(key, lines=False)} = {escape(value, lines=False, limit=DISPLAY_CHARS)}"
             )
+    visualization = av.metadata.get("visualization")
+    if isinstance(visualization, dict):
+        out.print("  [bold]visualization[/]")
+        _print_visualization(out, visualization)
+
+
+def _print_visualization(out: Any, shown: dict[str, Any], depth: int = 0) -> None:
+    """A stored visualization (see ``Materializer.visualize``) as Rich text and tables; every
+    value is data from the store, so each one is escaped. Kinds this CLI cannot draw (images,
+    HTML) are named, not shown."""
+    from rich.padding import Padding
+
+    kind = shown.get("kind")
+    title = shown.get("title")
+    indent = 4
+    if title is not None:
+        out.print(Padding(f"[bold]{escape(title, lines=False)}[/]", (0, 0, 0, indent)))
+    if kind == "sections" and depth < 4:
+        for section in shown.get("sections") or []:
+            if isinstance(section, dict):
+                _print_visualization(out, section, depth + 1)
+    elif kind == "fields":
+        fields = shown.get("fields")
+        for key, value in (fields or {}).items() if isinstance(fields, dict) else []:
+            if isinstance(value, dict):
+                out.print(Padding(f"{escape(key, lines=False)}:", (0, 0, 0, indent)))
+                for inner, item in value.items():
+                    out.print(Padding(_field(inner, item), (0, 0, 0, indent + 2)))
+            else:
+                out.print(Padding(_field(key, value), (0, 0, 0, indent)))
+    elif kind == "table":
+        columns = shown.get("columns") or []
+        drawn = table(*(escape(c, lines=False, limit=60) for c in columns))
+        for row in shown.get("rows") or []:
+            cells = list(row)[: len(columns)] if isinstance(row, list) else []
+            cells += [""] * (len(columns) - len(cells))
+            drawn.add_row(*(escape("-" if c is None else c, lines=False, limit=60) for c in cells))
+        out.print(Padding(drawn, (0, 0, 0, indent)))
+    elif kind in ("text", "markdown", "html"):
+        text = escape(shown.get("text", ""), limit=DISPLAY_CHARS * 4)
+        out.print(Padding(text, (0, 0, 0, indent)))
+    else:
+        out.print(
+            Padding(f"[dim]({escape(kind, lines=False)}: see the dashboard)[/]", (0, 0, 0, indent))
+        )
+
+
+def _field(key: Any, value: Any) -> str:
+    shown = "-" if value is None else value
+    return f"{escape(key, lines=False)} = {escape(shown, lines=False, limit=DISPLAY_CHARS)}"
+
+
+def _same_content(same: list[ArtifactVersion], shown: int = 5) -> str:
+    """The other versions holding these bytes (stored once, shared), the newest first."""
+    if not same:
+        return "-"
+    names = ", ".join(f"{v.name}:{v.version}" for v in same[:shown])
+    return names + (f" and {len(same) - shown} more" if len(same) > shown else "")
 
 
 def _full_type(data_type: str) -> str:

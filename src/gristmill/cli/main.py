@@ -171,7 +171,16 @@ def cli(project: str | None, store_url: str | None) -> None:
 
 
 def main() -> None:
+    # Not click's standalone mode: it turns Ctrl-C into "Aborted!" and exit status 1, where a
+    # shell (and CI) expects 130, the status of a process stopped by SIGINT.
     try:
-        cli.main(prog_name="gristmill", standalone_mode=True)
-    except KeyboardInterrupt:
+        code = cli.main(prog_name="gristmill", standalone_mode=False)
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        click.echo("interrupted", err=True)
         sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,5 +1,6 @@
 """``gristmill run``: load a pipeline, compile it with the given parameters, run it with live
-progress, print what it produced. Exit status 0 only when the run succeeded."""
+progress, print what it produced. Exit status 0 only when the run succeeded (1 when it
+failed, 130 when interrupted with Ctrl-C)."""
 
 from __future__ import annotations
 
@@ -215,6 +216,13 @@ def run(
                 listeners=[progress],
                 stack_name=pipeline.stack_name,
             )
+    except KeyboardInterrupt as exc:
+        # Ctrl-C: the run is recorded as stopped; say where, and exit as interrupted (as a
+        # shell does: 128 + SIGINT), not with click's "Aborted!" and 1.
+        console(stderr=True).print(
+            f"[magenta]{escape(str(exc) or 'interrupted')}[/]", soft_wrap=True
+        )
+        sys.exit(130)
     except RunFailedError as exc:
         if exc.run is None:
             raise

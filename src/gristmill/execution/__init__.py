@@ -4,12 +4,18 @@
 orchestrators use it, so every orchestrator goes through the same launcher.
 """
 
-from gristmill.execution.context import StepContext, get_step_context, log_metadata
+from gristmill.execution.context import (
+    InputArtifact,
+    StepContext,
+    get_step_context,
+    log_metadata,
+)
 from gristmill.execution.launcher import StepOutcome, launch_step
 from gristmill.execution.plan import RunPlan, StepPlan, compile_run
 from gristmill.execution.run import RunContext, RunListener
 
 __all__ = [
+    "InputArtifact",
     "RunContext",
     "RunListener",
     "RunPlan",

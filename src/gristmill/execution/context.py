@@ -8,20 +8,76 @@ from __future__ import annotations
 import contextvars
 import sys
 import time
+import types
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from gristmill.errors import GristmillError, InvalidMetadataError
-from gristmill.store import Entity
+from gristmill.options import StepOptions
+from gristmill.store import ArtifactVersionRecord, Entity
+
+
+class InputArtifact:
+    """An artifact version a step received as an input (read-only). For its metadata and
+    lineage: ``Client().get_artifact_version(ctx.inputs["model"].id)``."""
+
+    __slots__ = ("_record",)
+
+    def __init__(self, record: ArtifactVersionRecord) -> None:
+        self._record = record
+
+    def __repr__(self) -> str:
+        return f"<InputArtifact {self.name}:{self.version} {self.data_type}>"
+
+    @property
+    def id(self) -> str:
+        return self._record.id
+
+    @property
+    def name(self) -> str:
+        return self._record.artifact_name
+
+    @property
+    def version(self) -> int:
+        return self._record.version
+
+    @property
+    def uri(self) -> str:
+        return self._record.uri
+
+    @property
+    def content_hash(self) -> str:
+        return self._record.content_hash
+
+    @property
+    def materializer(self) -> str:
+        return self._record.materializer
+
+    @property
+    def data_type(self) -> str:
+        return self._record.data_type
+
+    @property
+    def size(self) -> int:
+        return self._record.size
+
+    @property
+    def producer_step_run_id(self) -> str | None:
+        """The step run that produced this version (None for one that no step produced)."""
+        return self._record.producer_step_run_id
 
 
 @dataclass
 class StepContext:
     """The run and step a step function is executing in.
 
-    ``output_uris`` is filled as outputs are stored (artifacts are content-addressed, so an
-    output's URI exists only once its bytes do): hooks see every output's URI.
+    ``settings`` are the step's resolved free settings and ``options`` all its resolved
+    options (cache, retries, version, hooks, settings); ``inputs`` maps each artifact input to
+    the version it received (``InputArtifact``). ``output_uris`` is filled as outputs are
+    stored (artifacts are content-addressed, so an output's URI exists only once its bytes
+    do): hooks see every output's URI.
     """
 
     run_id: str
@@ -33,8 +89,19 @@ class StepContext:
     parameters: dict[str, Any]
     output_names: tuple[str, ...]
     artifact_store_root: str
+    settings: dict[str, Any] = field(default_factory=dict)
+    options: StepOptions = field(default_factory=StepOptions)
+    # The store's records of the input versions; ``inputs`` wraps them when first asked.
+    input_versions: Mapping[str, ArtifactVersionRecord] = field(default_factory=dict)
     output_uris: dict[str, str] = field(default_factory=dict)
     pending_metadata: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+
+    @cached_property
+    def inputs(self) -> Mapping[str, InputArtifact]:
+        """Input name → the artifact version it received (parameters are in ``parameters``)."""
+        return types.MappingProxyType(
+            {name: InputArtifact(record) for name, record in self.input_versions.items()}
+        )
 
 
 _current: contextvars.ContextVar[StepContext | None] = contextvars.ContextVar(

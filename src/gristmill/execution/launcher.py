@@ -4,13 +4,17 @@ capturing logs), store its outputs and publish them with its metadata, then run 
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import io
 import logging
 import sys
 import time
 import traceback
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from gristmill._source import import_source
@@ -18,6 +22,7 @@ from gristmill.artifacts import load_artifact, save_artifact
 from gristmill.errors import ConfigError, OutputTypeError, PipelineDefinitionError
 from gristmill.execution.caching import cache_key
 from gristmill.execution.context import StepContext, reset_context, set_context
+from gristmill.execution.inputs import check_cache_hit
 from gristmill.execution.logs import capture_logs
 from gristmill.execution.plan import returned_value_problem
 from gristmill.store import (
@@ -87,7 +92,8 @@ def launch_step(run: RunContext, step_id: str) -> StepOutcome:
     """Run (or reuse from cache) one step invocation of a run and record it. Whatever fails
     once the step run exists (resolving inputs, the cache lookup, the function, storing or
     publishing outputs) ends with the step run ``failed`` and its error recorded;
-    KeyboardInterrupt and SystemExit are recorded, then let through."""
+    KeyboardInterrupt ends it ``stopped`` (interrupted by the user) and SystemExit ``failed``,
+    then both are let through."""
     plan = run.plan.steps[step_id]
     progress = _Progress(
         StepStart(
@@ -102,9 +108,14 @@ def launch_step(run: RunContext, step_id: str) -> StepOutcome:
         status, outputs = _launch(run, plan, progress)
     except BaseException as exc:
         run.monitor.done(plan.step_run_id)
+        if isinstance(exc, KeyboardInterrupt):
+            # Ctrl-C: the user stopped the step, it did not fail; no traceback is kept, and
+            # the line the step's code was at is said when the run ends.
+            run.interrupted(step_id, traceback.walk_tb(exc.__traceback__))
+            raise
         recorded = _record_failure(run, plan, progress, exc)
         if not isinstance(exc, Exception):
-            raise  # KeyboardInterrupt, SystemExit: recorded, then let through
+            raise  # SystemExit: recorded, then let through
         return StepOutcome(step_id, Status.FAILED, exc, recorded)
     run.record_outputs(step_id, outputs)
     if status == Status.COMPLETED:
@@ -120,6 +131,7 @@ def _launch(
     store = run.store
     started = progress.start.started_at
     inputs = {arg: run.output_of(ref.step, ref.output) for arg, ref in plan.spec.inputs.items()}
+    inputs.update(plan.external_inputs)  # versions of earlier runs, resolved at the run's start
     step = plan.step
     key = cache_key(
         code_hash=step.code_hash,
@@ -138,6 +150,7 @@ def _launch(
     )
     if plan.reuse_from is not None:
         hit = store.cache_hit_of(plan.reuse_from)
+        check_cache_hit(run.artifact_store, plan, hit, store.url)
         return Status.CACHED, _publish_hit(run, plan, start, hit)
     found = store.find_cached(key) if plan.cache else None
     if (
@@ -145,6 +158,7 @@ def _launch(
         and set(found.outputs) == set(plan.output_types)
         and all(run.artifact_store.exists(av.uri) for av in found.outputs.values())
     ):
+        check_cache_hit(run.artifact_store, plan, found, store.url)
         return Status.CACHED, _publish_hit(run, plan, start, found)
 
     _check_root_is_not_secret(run)
@@ -160,6 +174,9 @@ def _launch(
         parameters=dict(plan.parameters),
         output_names=tuple(plan.output_types),
         artifact_store_root=run.artifact_store.root,
+        settings=dict(plan.settings),
+        options=plan.options,
+        input_versions=inputs,
     )
     token = set_context(context)
     try:
@@ -204,6 +221,28 @@ def _launch(
     finally:
         reset_context(token)
     return Status.COMPLETED, published
+
+
+def step_line(plan: StepPlan, frames: Iterable[tuple[FrameType, int]]) -> str | None:
+    """Where the step's own code was, as ``file:line``: of ``frames`` (outermost first, as a
+    traceback lists them), the innermost one from the step function's frame on that is in
+    the step function's file (its helpers there count; library code does not). None when the
+    step function was not running."""
+    code = getattr(inspect.unwrap(plan.step.func), "__code__", None)
+    if code is None:
+        return None
+    inside = False
+    found: tuple[str, int] | None = None
+    for frame, line in frames:
+        inside = inside or frame.f_code is code
+        if inside and frame.f_code.co_filename == code.co_filename:
+            found = (frame.f_code.co_filename, line)
+    if found is None:
+        return None
+    path = Path(found[0])
+    with contextlib.suppress(ValueError, OSError):
+        path = path.relative_to(Path.cwd())
+    return f"{path}:{found[1]}"
 
 
 def _publish_hit(

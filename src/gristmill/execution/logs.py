@@ -3,6 +3,10 @@
 One tee per stream is installed while any step runs and routes writes to the buffer of the
 step running in the current thread (a ContextVar), so parallel steps keep separate logs.
 
+A step's ``logging`` records all go to its log; those at INFO and above also show on stderr
+as ``[step] LEVEL message``, unless the program's own handlers show them (it configured
+logging: then its configuration decides, and each record shows once).
+
 What reaches the console (and so a CI log) is redacted as it passes, once this process
 resolved a secret: a tail that may be the start of a secret value is held back until the next
 write shows it is not, so a value split across writes is masked too. Stored logs are redacted
@@ -19,6 +23,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
+
+from gristmill.execution.context import current_context
 
 _buffer: contextvars.ContextVar[io.StringIO | None] = contextvars.ContextVar(
     "gristmill_log", default=None
@@ -50,6 +56,18 @@ class _Tee(io.TextIOBase):
                 self.original.write(shown)
         return len(text)
 
+    def show(self, text: str) -> None:
+        """Write ``text`` to the console only (not to the step's log), redacted as the
+        stream's own writes are."""
+        secrets = sys.modules.get("gristmill.stacks.secrets")
+        if secrets is None or not secrets.any_known():
+            self.original.write(text)
+            return
+        with self._held_lock:
+            shown, self._held = secrets.redact_stream(self._held + text)
+            if shown:
+                self.original.write(shown)
+
     def release(self) -> None:
         """Show what is held back (the stream is being given back)."""
         with self._held_lock:
@@ -75,8 +93,10 @@ class _Tee(io.TextIOBase):
 
 
 class _StepLogHandler(logging.Handler):
-    """Puts log records of the current step into its buffer. When the program configured no
-    logging, it also shows warnings on stderr, as Python's last-resort handler would have."""
+    """Puts log records of the current step into its buffer, and shows them on the console
+    where no handler of the program's does: a step's records at INFO and above as
+    ``[step] LEVEL message``; other records at WARNING and above, as Python's last-resort
+    handler would have."""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -84,11 +104,36 @@ class _StepLogHandler(logging.Handler):
             buffer = _buffer.get()
             if buffer is not None:
                 buffer.write(text)
-            root_handlers = logging.getLogger().handlers
-            if record.levelno >= logging.WARNING and all(h is self for h in root_handlers):
-                _console_stderr().write(_redact(text))
+            context = current_context()
+            if context is not None:
+                if record.levelno >= logging.INFO and not self._shown_by_program(record):
+                    _show(f"[{context.step_name}] {_CONSOLE_FORMAT.format(record)}\n")
+            elif record.levelno >= logging.WARNING and not self._shown_by_program(record):
+                _show(text)
         except Exception:
             self.handleError(record)
+
+    def _shown_by_program(self, record: logging.LogRecord) -> bool:
+        """Whether a handler other than this one gets the record (as ``Logger.callHandlers``
+        walks the loggers): the program configured logging, and that decides what shows."""
+        logger: logging.Logger | None = logging.getLogger(record.name)
+        while logger is not None:
+            if any(handler is not self for handler in logger.handlers):
+                return True
+            logger = logger.parent if logger.propagate else None
+        return False
+
+
+_CONSOLE_FORMAT = logging.Formatter("%(levelname)s %(message)s")
+
+
+def _show(text: str) -> None:
+    """Write to the console's stderr (not to any step's log), redacted."""
+    stream = sys.stderr
+    if isinstance(stream, _Tee):
+        stream.show(text)
+    else:
+        stream.write(_redact(text))
 
 
 def _wrap_streams() -> None:
@@ -103,11 +148,6 @@ def _wrap_streams() -> None:
 def _redact(text: str) -> str:
     secrets = sys.modules.get("gristmill.stacks.secrets")
     return secrets.redact(text) if secrets is not None else text
-
-
-def _console_stderr() -> TextIO:
-    stream = sys.stderr
-    return stream.original if isinstance(stream, _Tee) else stream
 
 
 def install() -> None:

@@ -41,6 +41,7 @@ from gristmill.spec import (
     unescape_literal,
 )
 from gristmill.steps import Step
+from gristmill.store import ArtifactVersionRecord
 
 
 @dataclass
@@ -58,6 +59,8 @@ class StepPlan:
     materializers: dict[str, str]
     # Link the outputs of this earlier step run instead of running (``gristmill rerun --from``).
     reuse_from: str | None = None
+    # The versions the spec's external inputs resolved to when the run started.
+    external_inputs: dict[str, ArtifactVersionRecord] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
@@ -202,10 +205,15 @@ def _plan_step(
                 f"step '{spec.id}'{where}: '{step.name}' has no parameter '{name}'"
                 f"{did_you_mean(name, declared)}"
             )
-        if name in spec.inputs:
+        if name in spec.inputs or name in spec.external_inputs:
+            source = (
+                f"step '{spec.inputs[name].step}'"
+                if name in spec.inputs
+                else f"artifact {spec.external_inputs[name]}"
+            )
             raise ParameterError(
-                f"step '{spec.id}'{where}: '{name}' is given both as an input from step "
-                f"'{spec.inputs[name].step}' and as a parameter; keep one"
+                f"step '{spec.id}'{where}: '{name}' is given both as an input from {source} "
+                "and as a parameter; keep one"
             )
         ref = referenced_param(raw)
         values[name] = pipeline_parameters[ref] if ref is not None else unescape_literal(raw)
@@ -215,7 +223,7 @@ def _plan_step(
             value, json_type_of(annotation), f"step '{spec.id}'{where}: parameter '{name}'"
         )
     for name, item in declared.items():
-        if name not in values and name not in spec.inputs:
+        if name not in values and name not in spec.inputs and name not in spec.external_inputs:
             if item.required:
                 raise ParameterError(
                     f"step '{spec.id}'{where}: argument '{name}' of '{step.name}' has no value: "
@@ -232,6 +240,12 @@ def _plan_step(
             raise ParameterError(
                 f"step '{spec.id}'{where}: '{step.name}' has no argument '{name}' for the input "
                 f"from step '{spec.inputs[name].step}'{did_you_mean(name, declared)}"
+            )
+    for name, reference in spec.external_inputs.items():
+        if name not in declared:
+            raise ParameterError(
+                f"step '{spec.id}'{where}: '{step.name}' has no argument '{name}' for the input "
+                f"from artifact {reference}{did_you_mean(name, declared)}"
             )
     options = STEP_DEFAULTS.merged(StepOptions.from_spec(spec.settings)).merged(overrides)
     if not enable_cache:
@@ -266,8 +280,8 @@ def _check_input_types(plan: RunPlan, step_plan: StepPlan) -> None:
 
 def _compatible(produced: Any, expected: Any) -> bool:
     """Conservative: only a definite mismatch between two plain classes is an error."""
-    produced = _plain(produced)
-    expected = _plain(expected)
+    produced = plain_class(produced)
+    expected = plain_class(expected)
     if produced is None or expected is None or expected is object or produced is object:
         return True
     if expected is float and produced is int:
@@ -281,7 +295,7 @@ def _compatible(produced: Any, expected: Any) -> bool:
 def returned_value_problem(value: Any, annotation: Any) -> str | None:
     """Why a value a step returned does not fit its declared output type; None when it fits or
     the annotation cannot be checked at run time (missing, ``Any``, unions, protocols)."""
-    expected = _plain(annotation)
+    expected = plain_class(annotation)
     if expected is None or expected is object:
         return None
     if expected is float:
@@ -298,7 +312,7 @@ def returned_value_problem(value: Any, annotation: Any) -> str | None:
     return f"is annotated {_type_label(annotation)} but the step returned {describe_value(value)}"
 
 
-def _plain(annotation: Any) -> type | None:
+def plain_class(annotation: Any) -> type | None:
     """The class an annotation names, if it names one; None for ``Any`` and typing constructs
     (``Any`` is a class on Python 3.11+, but it means "checked at run time")."""
     if typing.get_origin(annotation) is typing.Annotated:
@@ -312,7 +326,7 @@ def _plain(annotation: Any) -> type | None:
 
 
 def _type_label(annotation: Any) -> str:
-    plain = _plain(annotation)
+    plain = plain_class(annotation)
     return plain.__name__ if plain is not None else repr(annotation)
 
 

@@ -9,13 +9,15 @@ import socket
 import threading
 import time
 from collections.abc import Iterable
+from types import FrameType
 from typing import Any
 
 from gristmill.artifacts import ArtifactStore
 from gristmill.errors import NotFoundError, StoreError
 from gristmill.execution import logs
 from gristmill.execution.environment import EnvironmentProbe
-from gristmill.execution.launcher import StepOutcome, launch_step, redact
+from gristmill.execution.inputs import attach_external_inputs, resolve_external_inputs
+from gristmill.execution.launcher import StepOutcome, launch_step, redact, step_line
 from gristmill.execution.plan import RunPlan
 from gristmill.options import STEP_DEFAULTS
 from gristmill.project import Project
@@ -26,6 +28,8 @@ from gristmill.store.ids import pipeline_version_id
 
 # How long a step runs before it is shown as running (a write the quick steps skip).
 RUNNING_MARK_DELAY = 0.1
+# Why a step the user stopped with Ctrl-C ended (its stored error; no traceback).
+INTERRUPTED = "interrupted by the user"
 # The monitor thread says at most this often that it cannot write to the metadata store.
 MONITOR_WARNING_SECONDS = 60.0
 
@@ -68,12 +72,16 @@ class RunContext:
         self.monitor = _Monitor(store, plan.run_id)
         self._probe: EnvironmentProbe | None = None
         self._logs_installed = False
+        # Steps the user interrupted (Ctrl-C) → where their code was (file:line), if known.
+        self.interrupted_steps: dict[str, str | None] = {}
 
     # -- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
         """Record the run and its pending step runs; start the heartbeat."""
         plan = self.plan
+        # Before anything is recorded: an unknown artifact version is an error at the start.
+        resolved = resolve_external_inputs(plan, self.store, self.artifact_store)
         now = time.time()
         self._probe = EnvironmentProbe(self.artifact_store)
         version_id = pipeline_version_id(plan.spec.name, plan.spec.hash)
@@ -90,7 +98,7 @@ class RunContext:
             pid=os.getpid(),
             orchestrator=self.orchestrator,
             stack=self.stack.to_dict(),
-            config=resolved_config(plan),
+            config=resolved_config(plan, resolved),
             environment=self._probe.basic,
             tags=list(plan.config.tags),
             spec_hash=plan.spec.hash,
@@ -126,6 +134,8 @@ class RunContext:
             self._logs_installed = False
         try:
             self._collect_remote_outcomes()
+            # Interrupted in a worker thread (still running there), or not recorded at once.
+            self.skip(self.interrupted_steps, INTERRUPTED)
             never_ran = [s for s in self.plan.order if s not in self.outcomes]
             if never_ran:
                 reason = (
@@ -187,6 +197,34 @@ class RunContext:
             ) from exc
         return status
 
+    def interrupted(self, step_id: str, frames: Iterable[tuple[FrameType, int]] = ()) -> None:
+        """Record that the user interrupted ``step_id`` (Ctrl-C): it ends ``stopped``, not
+        ``failed``. ``frames`` (outermost first) tell where its code was, for the console. A
+        metadata store that fails here is reported, and ``finish`` tries again."""
+        self.interrupted_steps[step_id] = step_line(self.plan.steps[step_id], frames)
+        try:
+            self.skip([step_id], INTERRUPTED)
+        except Exception as exc:
+            with self._lock:
+                self.outcomes.pop(step_id, None)
+            logger.error(
+                "could not record that step '%s' was interrupted: %s: %s",
+                step_id,
+                type(exc).__name__,
+                redact(str(exc)),
+            )
+
+    def interruption(self) -> str:
+        """Where the run was interrupted, for the console: ``interrupted in step 'train'
+        (steps.py:42)``."""
+        if not self.interrupted_steps:
+            return "interrupted between steps"
+        where = ", ".join(
+            f"'{step_id}'" + (f" ({line})" if line else "")
+            for step_id, line in self.interrupted_steps.items()
+        )
+        return f"interrupted in step{'s' if len(self.interrupted_steps) > 1 else ''} {where}"
+
     @classmethod
     def attach(cls, run_ref: str, *, project: Project) -> RunContext:
         """The context of a run recorded (and started) elsewhere, to launch some of its steps
@@ -203,6 +241,7 @@ class RunContext:
         )
         plan = compile_run(spec, config, run_id=record.id)
         plan.run_name = record.name
+        attach_external_inputs(plan, store, record.config.get("resolved_artifacts", {}))
         for step_run in store.get_step_runs(record.id):
             if step_run.name in plan.steps:
                 plan.steps[step_run.name].step_run_id = step_run.id
@@ -284,25 +323,31 @@ class RunContext:
         return produced[output]
 
 
-def resolved_config(plan: RunPlan) -> dict[str, Any]:
+def resolved_config(
+    plan: RunPlan, artifacts: dict[str, dict[str, str]] | None = None
+) -> dict[str, Any]:
     """What a run records as its configuration: what was asked for, and what it resolved to.
     Per step, only the options that differ from the defaults (cache on, no retries, logs on,
     no settings, no version): a 10,000-step run would otherwise carry megabytes of defaults.
-    Each step's resolved parameters are recorded with its step run."""
+    Each step's resolved parameters are recorded with its step run; the artifact versions its
+    external inputs resolved to (step → argument → version id) under ``resolved_artifacts``."""
     defaults = STEP_DEFAULTS.to_spec()
     resolved_steps = {}
     for step_id, p in plan.steps.items():
         changed = {k: v for k, v in p.options.to_spec().items() if v != defaults.get(k)}
         if changed:
             resolved_steps[step_id] = changed
-    return {
+    resolved = {
         **plan.config.to_dict(),
         "resolved_parameters": plan.parameters,
         "resolved_steps": resolved_steps,
     }
+    if artifacts:
+        resolved["resolved_artifacts"] = artifacts
+    return resolved
 
 
-RESOLVED_KEYS = ("resolved_parameters", "resolved_steps")
+RESOLVED_KEYS = ("resolved_parameters", "resolved_steps", "resolved_artifacts")
 
 
 class _Monitor:

@@ -30,7 +30,13 @@ class Orchestrator(Flavor, abc.ABC):
             self._run(run)
         except KeyboardInterrupt:
             run.finish(interrupted=True)
-            raise
+            # One plain KeyboardInterrupt that says where the step's code was: the frames of
+            # gristmill between the step and here are noise for a Ctrl-C. A program (or a
+            # notebook) that catches KeyboardInterrupt still catches it; uncaught, Python
+            # prints it and exits as interrupted (130 in a shell).
+            raise KeyboardInterrupt(
+                f"{run.interruption()}; run {run.plan.run_name} stopped"
+            ) from None
         except BaseException as exc:
             run.finish(error=f"orchestrator {self.flavor} failed: {type(exc).__name__}: {exc}")
             raise

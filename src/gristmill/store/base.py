@@ -187,9 +187,16 @@ class RunReader(abc.ABC):
         *,
         name: str | None = None,
         run_id: str | None = None,
+        content_hash: str | None = None,
         limit: int = 50,
         offset: int = 0,
-    ) -> list[ArtifactVersionRecord]: ...
+    ) -> list[ArtifactVersionRecord]:
+        """Newest first (by version number for one name); ``run_id``: the outputs of that run's
+        step runs (cache hits included); ``content_hash``: the versions sharing those bytes."""
+
+    @abc.abstractmethod
+    def list_artifact_names(self) -> list[str]:
+        """Every artifact's name, sorted."""
 
     @abc.abstractmethod
     def get_metadata(

@@ -1,11 +1,13 @@
-"""The ids the metadata store derives from names and content: they define content addressing
-(the same output in the same place is one artifact version), so every store implementation,
-SQL or server, must derive them here. Plain functions; no database, no SQLAlchemy."""
+"""The ids the metadata store gives its rows: derived from names where a name is the identity
+(pipelines, artifacts, stacks), fresh where each row is a new thing (an artifact version is one
+output of one step run), so every store implementation, SQL or server, must take them from
+here. Plain functions; no database, no SQLAlchemy."""
 
 from __future__ import annotations
 
-from gristmill._hashing import hash_json, hash_text
-from gristmill.store.records import NewArtifactVersion
+import uuid
+
+from gristmill._hashing import hash_text
 
 
 def pipeline_id(name: str) -> str:
@@ -21,11 +23,10 @@ def artifact_id(name: str) -> str:
     return hash_text("artifact:" + name)[:32]
 
 
-def artifact_version_id(new: NewArtifactVersion) -> str:
-    """Derived from where the content is (its URI holds the store and the content hash): the
-    same bytes of the same artifact in the same store are one version. The same bytes in
-    another stack's store are another version, which that stack can load."""
-    return hash_json([new.artifact_name, new.uri, new.materializer, new.data_type])[:32]
+def new_artifact_version_id() -> str:
+    """A fresh id: every completed step run's output is a new version, even of bytes an earlier
+    version holds (the bytes are stored once, by content hash; the versions share them)."""
+    return uuid.uuid4().hex
 
 
 def component_id(type: str, name: str) -> str:

@@ -28,7 +28,7 @@ metadata = MetaData(
 
 ID = String(32)
 # The Alembic revision that this module's tables correspond to (a test keeps them in step).
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0003"
 
 pipelines = Table(
     "pipelines",
@@ -102,6 +102,9 @@ artifacts = Table(
     Column("id", ID, primary_key=True),
     Column("name", String(255), nullable=False, unique=True),
     Column("created_at", Float, nullable=False),
+    # The highest version number given so far: it only grows, so the number of a deleted
+    # version is never given again.
+    Column("last_version", Integer, nullable=False, server_default="0"),
 )
 
 artifact_versions = Table(
@@ -120,6 +123,8 @@ artifact_versions = Table(
     Column("created_at", Float, nullable=False),
     UniqueConstraint("artifact_id", "version"),
     Index(None, "created_at"),
+    # Versions of the same bytes ("same content as"), and the bytes a cleanup may delete.
+    Index(None, "content_hash"),
 )
 
 step_run_inputs = Table(

@@ -87,7 +87,7 @@ class ArtifactStoreConformance:
 
 _PIPELINES = """
 from typing import Annotated
-from gristmill import step, pipeline, log_metadata
+from gristmill import ExternalArtifact, step, pipeline, log_metadata
 
 @step
 def numbers(n: int = 4) -> list:
@@ -114,6 +114,14 @@ def work(i: int) -> int:
 @pipeline
 def busy(i: int = 0):
     work(i=i)
+
+@step
+def double(x: int) -> int:
+    return x * 2
+
+@pipeline
+def reuse():
+    double(ExternalArtifact("busy.work.output:1"))
 """
 
 
@@ -182,6 +190,31 @@ class MetadataStoreConformance:
         assert upstream == {"evens", "odds", "conformance.numbers.output"}
         numbers = client.get_artifact_version("conformance.numbers.output")
         assert {av.name for av in numbers.downstream()} == {"evens", "odds", "total"}
+
+    def test_a_version_per_step_run_and_versions_as_inputs(self, store_project: Project) -> None:
+        """Every completed step run's output is a new version (numbers per name, never given
+        twice, even after a deletion); the bytes are shared; an earlier version is an input."""
+        from gristmill import Client
+
+        runs = [self.pipelines().busy(i=1) for _ in range(3)]
+        client = Client()
+        versions = client.list_artifact_versions(name="busy.work.output")
+        assert [(av.version, av.run_id) for av in versions] == [
+            (3, runs[2].id),
+            (2, runs[1].id),
+            (1, runs[0].id),
+        ]
+        assert [av.version for av in versions[0].same_content()] == [2, 1]
+        client.delete_runs([runs[2].id])
+        self.pipelines().busy(i=1)
+        assert client.get_artifact_version("busy.work.output").version == 4
+        reused = self.pipelines().reuse()
+        step_run = reused.steps["double"]
+        assert step_run.inputs["x"].id == versions[2].id
+        assert step_run.output().load() == 6
+        assert [av.id for av in versions[2].downstream()] == [step_run.output().id]
+        with pytest.raises(NotFoundError):
+            client.get_artifact_version("busy.work.output", 3)  # deleted with its run
 
     def test_listing_and_paging(self, store_project: Project) -> None:
         from gristmill import Client
@@ -384,9 +417,12 @@ class MetadataStoreConformance:
         runs = client.list_runs(pipeline="busy", limit=100)
         assert {r.status for r in runs} == {"completed"}
         assert sorted({r.steps["work"].output().load() for r in runs}) == [i * 3 for i in range(8)]
-        assert (
-            client.get_artifact_version("busy.work.output").version == 8
-        )  # one per distinct value
+        # one version per step run, numbered without gaps or duplicates by concurrent writers;
+        # the bytes are shared: one content hash per distinct value
+        versions = client.list_artifact_versions(name="busy.work.output", limit=100)
+        assert sorted(av.version for av in versions) == list(range(1, 41))
+        assert client.get_artifact_version("busy.work.output").version == 40
+        assert len({av.content_hash for av in versions}) == 8
 
 
 # -- orchestrators -------------------------------------------------------------------------------

@@ -57,6 +57,22 @@ class Materializer(abc.ABC):
         """A short preview text and metadata (shape, rows, ...) recorded with the version."""
         return clip(repr(value)), {}
 
+    def visualize(self, value: Any) -> Visualization | None:
+        """A small description of the value for people, stored with the version and shown by
+        ``gristmill artifacts show`` and the dashboard; None when there is nothing to show
+        beyond the preview. Kept under ``MAX_VISUALIZATION_BYTES`` of JSON."""
+        return None
+
+
+# A visualization is plain JSON with a "kind" the CLI and the dashboard know how to show:
+#   {"kind": "table", "columns": [...], "rows": [[...], ...], "title": "head"}  (also dtypes,
+#        statistics: several tables go in {"kind": "sections", "sections": [...]})
+#   {"kind": "text" | "markdown" | "html", "text": "..."}   (html is shown sandboxed, never run)
+#   {"kind": "image", "media_type": "image/png", "data": "<base64>", "width": w, "height": h}
+#   {"kind": "fields", "fields": {"class": "...", "parameters": {...}, "size": n}}
+Visualization = dict[str, Any]
+MAX_VISUALIZATION_BYTES = 64 * 1024
+
 
 class HashingFile(io.BufferedIOBase):
     """A binary file for writing whose bytes are also hashed (BLAKE3) on a second thread as
@@ -155,6 +171,51 @@ def module_loaded(name: str) -> Any:
     return sys.modules.get(name)
 
 
+LIBRARY_STAMP = "library.json"
+
+
+def write_library_stamp(directory: Path, package: str, **details: Any) -> None:
+    """Record which version of ``package`` wrote this artifact (``library.json``, part of its
+    content hash), so loading it under an incompatible version fails with a clear error
+    (``check_library_stamp``) instead of a crash deep in the library."""
+    import json
+    from importlib.metadata import version
+
+    stamp = {"package": package, "version": version(package), **details}
+    (directory / LIBRARY_STAMP).write_text(json.dumps(stamp, sort_keys=True), encoding="utf-8")
+
+
+def check_library_stamp(directory: Path, *, same: str = "major") -> dict[str, Any]:
+    """The stamp ``write_library_stamp`` left, after checking the installed version of its
+    package can read it: the same major version (``same="major"``), the same major.minor
+    (``"minor"``), or the exact version (``"exact"``). A MaterializerError names both versions
+    and the fix otherwise."""
+    import json
+    from importlib.metadata import PackageNotFoundError, version
+
+    path = directory / LIBRARY_STAMP
+    if not path.is_file():
+        return {}
+    stamp: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    package, written = str(stamp.get("package")), str(stamp.get("version"))
+    try:
+        installed = version(package)
+    except PackageNotFoundError:
+        raise MaterializerError(
+            f"this artifact was written by {package} {written}, which is not installed here: "
+            f"pip install '{package}=={written}'"
+        ) from None
+    parts = {"major": 1, "minor": 2, "exact": 99}[same]
+    if written.split(".")[:parts] != installed.split(".")[:parts]:
+        raise MaterializerError(
+            f"this artifact was written by {package} {written} and {package} {installed} is "
+            f"installed; its format is only read by the same "
+            f"{'version' if same == 'exact' else same + ' version'}: "
+            f"pip install '{package}=={written}' to load it (or re-run the step that made it)"
+        )
+    return stamp
+
+
 def data_type_name(data_type: type) -> str:
     return f"{data_type.__module__}.{data_type.__qualname__}"
 
@@ -167,9 +228,15 @@ def registered() -> list[type[Materializer]]:
     """Every registered materializer class, highest priority first."""
     global _registry
     if _registry is None:
-        classes = [
-            load_plugin("materializer", name) for name in entry_points("gristmill.materializers")
-        ]
+        classes = []
+        for name in entry_points("gristmill.materializers"):
+            try:
+                classes.append(load_plugin("materializer", name))
+            except Exception as exc:
+                # One broken plugin must not stop every step from storing its outputs; what it
+                # would have stored goes to the next materializer, and loading an artifact it
+                # wrote says the materializer is not installed.
+                logger.warning("materializer plugin '%s' could not be loaded: %s", name, exc)
         if not classes:
             raise MaterializerError(
                 "no materializers are registered: is gristmill installed? (`pip install -e .`)"

@@ -1,12 +1,21 @@
 """numpy arrays as ``.npy`` (no pickle), loaded memory-mapped copy-on-write: no copy, and a
-step may still modify what it received without touching the stored file."""
+step may still modify what it received without touching the stored file. The visualization's
+statistics read at most STATISTICS_VALUES values (an even sample of larger arrays), so they
+cost little next to writing the array."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from gristmill.artifacts.materializers.base import CannotMaterialize, Materializer, module_loaded
+from gristmill.artifacts.materializers.base import (
+    CannotMaterialize,
+    Materializer,
+    Visualization,
+    module_loaded,
+)
+
+STATISTICS_VALUES = 1_000_000
 
 
 class NumpyMaterializer(Materializer):
@@ -63,3 +72,32 @@ class NumpyMaterializer(Materializer):
     def describe(self, value: Any) -> tuple[str, dict[str, Any]]:
         meta = {"shape": list(value.shape), "dtype": str(value.dtype)}
         return f"array(shape={tuple(value.shape)}, dtype={value.dtype})", meta
+
+    def visualize(self, value: Any) -> Visualization | None:
+        import warnings
+
+        import numpy as np
+
+        from gristmill.artifacts.materializers.tabular import number
+
+        fields: dict[str, Any] = {"shape": list(value.shape), "dtype": str(value.dtype)}
+        if value.size and value.dtype.kind in "iufb":
+            values = value
+            if value.size > STATISTICS_VALUES:
+                # An even sample read through ``flat``: no copy of the whole array, whatever
+                # its layout.
+                picked = np.linspace(0, value.size - 1, STATISTICS_VALUES).astype(np.intp)
+                values = value.flat[picked]
+                fields["statistics_of"] = f"an even sample of {STATISTICS_VALUES:,} values"
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN arrays
+                if value.dtype.kind == "b":
+                    fields["true"] = number(np.count_nonzero(values))
+                    fields["mean"] = number(np.mean(values))
+                else:
+                    fields["min"] = number(np.nanmin(values))
+                    fields["max"] = number(np.nanmax(values))
+                    fields["mean"] = number(np.nanmean(values, dtype=np.float64))
+                    if value.dtype.kind == "f":
+                        fields["nan"] = number(np.count_nonzero(np.isnan(values)))
+        return {"kind": "fields", "fields": fields}

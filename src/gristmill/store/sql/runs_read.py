@@ -146,10 +146,13 @@ class SQLRunReader(SQLEngine, RunReader):
         *,
         name: str | None = None,
         run_id: str | None = None,
+        content_hash: str | None = None,
         limit: int = 50,
         offset: int = 0,
     ) -> list[ArtifactVersionRecord]:
         query = artifact_version_query()
+        if content_hash is not None:
+            query = query.where(s.artifact_versions.c.content_hash == content_hash)
         newest_first = s.artifact_versions.c.created_at.desc()
         if name is not None:
             # By the artifact's id and version, newest first: the (artifact_id, version) index
@@ -166,6 +169,12 @@ class SQLRunReader(SQLEngine, RunReader):
         query = query.order_by(newest_first).limit(limit).offset(offset)
         with self._reading("listing artifact versions") as conn:
             return [artifact_version_record(r) for r in conn.execute(query)]
+
+    def list_artifact_names(self) -> list[str]:
+        with self._reading("listing artifact names") as conn:
+            return list(
+                conn.execute(select(s.artifacts.c.name).order_by(s.artifacts.c.name)).scalars()
+            )
 
     def get_metadata(
         self, entity_type: str, entity_ids: Sequence[str]

@@ -12,13 +12,18 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from gristmill.errors import InvalidMetadataError, NotFoundError, StoreError
 from gristmill.store import schema as s
-from gristmill.store.base import STALE_AFTER_SECONDS, RunWriter, safe_url
-from gristmill.store.ids import artifact_id, artifact_version_id, pipeline_id, pipeline_version_id
+from gristmill.store.base import STALE_AFTER_SECONDS, RunWriter
+from gristmill.store.ids import (
+    artifact_id,
+    new_artifact_version_id,
+    pipeline_id,
+    pipeline_version_id,
+)
 from gristmill.store.metadata_values import dumps, metadata_value
 from gristmill.store.records import (
     ArtifactVersionRecord,
@@ -36,6 +41,7 @@ from gristmill.store.sql.rows import (
     artifact_version_record,
     step_run_record,
 )
+from gristmill.store.sql.versions import claim_version_number
 
 _HOST = socket.gethostname()
 
@@ -43,8 +49,7 @@ _HOST = socket.gethostname()
 class SQLRunWriter(SQLEngine, RunWriter):
     def __init__(self, url: str) -> None:
         super().__init__(url)
-        # Rows this process knows exist (they are never deleted while it runs).
-        self._known_artifacts: set[str] = set()
+        # Pipeline versions this process knows exist (they are never deleted while it runs).
         self._known_versions: set[str] = set()
         self._known_lock = threading.Lock()
 
@@ -180,12 +185,10 @@ class SQLRunWriter(SQLEngine, RunWriter):
                     f"produce (its outputs: {', '.join(sorted(outputs)) or 'none'})"
                 )
             entries.append((entity, ref, _metadata_rows(values)))
-        new_artifacts: set[str] = set()
 
         started = _start_values(step_run_id, start)
 
         def work(conn: Connection) -> dict[str, ArtifactVersionRecord]:
-            new_artifacts.clear()
             if started["inputs"]:
                 execute(conn, _Q.insert_inputs, started["inputs"])
             published: dict[str, ArtifactVersionRecord] = {}
@@ -194,8 +197,8 @@ class SQLRunWriter(SQLEngine, RunWriter):
                 if isinstance(out, ArtifactVersionRecord):
                     published[name] = out
                 else:
-                    published[name] = self._publish_version(
-                        conn, out, step_run_id, ended_at, metadata_rows, new_artifacts
+                    published[name] = _publish_version(
+                        conn, out, step_run_id, ended_at, metadata_rows
                     )
             if published:
                 execute(
@@ -230,71 +233,7 @@ class SQLRunWriter(SQLEngine, RunWriter):
             )
             return published
 
-        result = self._retrying(work, "publishing a step run's outputs")
-        # Remembered only once committed: a rolled-back insert must be tried again.
-        with self._known_lock:
-            self._known_artifacts.update(new_artifacts)
-        return result
-
-    def _publish_version(
-        self,
-        conn: Connection,
-        new: NewArtifactVersion,
-        producer: str,
-        now: float,
-        metadata_rows: list[dict[str, Any]],
-        new_artifacts: set[str],
-    ) -> ArtifactVersionRecord:
-        version_id = artifact_version_id(new)
-        existing = execute(conn, _Q.artifact_version_by_id, {"id": version_id}).first()
-        if existing is not None:
-            return _reusable(artifact_version_record(existing), new, self.url)
-        art_id = artifact_id(new.artifact_name)
-        if new.artifact_name not in self._known_artifacts:
-            self._insert_missing(
-                conn, s.artifacts, {"id": art_id, "name": new.artifact_name, "created_at": now}
-            )
-            new_artifacts.add(new.artifact_name)
-        version = execute(conn, _Q.next_version, {"artifact_id": art_id}).scalar_one()
-        execute(
-            conn,
-            _Q.insert_artifact_version,
-            {
-                "id": version_id,
-                "artifact_id": art_id,
-                "version": version,
-                "uri": new.uri,
-                "content_hash": new.content_hash,
-                "materializer": new.materializer,
-                "data_type": new.data_type,
-                "size": new.size,
-                "preview": new.preview,
-                "producer_step_run_id": producer,
-                "created_at": now,
-            },
-        )
-        metadata_rows.extend(
-            {
-                **r,
-                "entity_type": Entity.ARTIFACT_VERSION,
-                "entity_id": version_id,
-                "created_at": now,
-            }
-            for r in _metadata_rows(new.metadata)
-        )
-        return ArtifactVersionRecord(
-            id=version_id,
-            artifact_name=new.artifact_name,
-            version=version,
-            uri=new.uri,
-            content_hash=new.content_hash,
-            materializer=new.materializer,
-            data_type=new.data_type,
-            size=new.size,
-            created_at=now,
-            preview=new.preview,
-            producer_step_run_id=producer,
-        )
+        return self._retrying(work, "publishing a step run's outputs")
 
     def fail_step_run(
         self,
@@ -451,6 +390,61 @@ class SQLRunWriter(SQLEngine, RunWriter):
         return [run_id for run_id, _ in dead]
 
 
+def _publish_version(
+    conn: Connection,
+    new: NewArtifactVersion,
+    producer: str,
+    now: float,
+    metadata_rows: list[dict[str, Any]],
+) -> ArtifactVersionRecord:
+    """A new version of ``new.artifact_name``, produced by step run ``producer``: the next
+    number of that artifact (its row is created with the first), a fresh id, and the bytes
+    already stored at ``new.uri``, which versions of the same content share. Two statements:
+    claiming the number and inserting the row."""
+    art_id = artifact_id(new.artifact_name)
+    version = claim_version_number(conn, art_id, new.artifact_name, now)
+    version_id = new_artifact_version_id()
+    execute(
+        conn,
+        _Q.insert_artifact_version,
+        {
+            "id": version_id,
+            "artifact_id": art_id,
+            "version": version,
+            "uri": new.uri,
+            "content_hash": new.content_hash,
+            "materializer": new.materializer,
+            "data_type": new.data_type,
+            "size": new.size,
+            "preview": new.preview,
+            "producer_step_run_id": producer,
+            "created_at": now,
+        },
+    )
+    metadata_rows.extend(
+        {
+            **r,
+            "entity_type": Entity.ARTIFACT_VERSION,
+            "entity_id": version_id,
+            "created_at": now,
+        }
+        for r in _metadata_rows(new.metadata)
+    )
+    return ArtifactVersionRecord(
+        id=version_id,
+        artifact_name=new.artifact_name,
+        version=version,
+        uri=new.uri,
+        content_hash=new.content_hash,
+        materializer=new.materializer,
+        data_type=new.data_type,
+        size=new.size,
+        created_at=now,
+        preview=new.preview,
+        producer_step_run_id=producer,
+    )
+
+
 def _insert_log(conn: Connection, step_run_id: str, uri: str, at: float) -> None:
     execute(conn, _Q.insert_log, {"step_run_id": step_run_id, "uri": uri, "created_at": at})
 
@@ -483,37 +477,6 @@ def _start_values(step_run_id: str, start: StepStart) -> dict[str, Any]:
             for k, v in start.inputs.items()
         ],
     }
-
-
-# What an existing artifact version must agree on with the output being published before it
-# is reused: what its id is derived from, and what the bytes at its URI are.
-_IDENTITY_FIELDS = ("artifact_name", "uri", "content_hash", "materializer", "data_type", "size")
-
-
-def _reusable(
-    existing: ArtifactVersionRecord, new: NewArtifactVersion, url: str
-) -> ArtifactVersionRecord:
-    """``existing`` (the version whose id ``new`` derives), if its row says what ``new`` says.
-
-    A row is shared by every run that produces the same bytes, so a row changed behind
-    gristmill's back (``data_type`` set to ``os.system``, ``materializer`` to ``cloudpickle``,
-    ``uri`` to ``/tmp/x``) would be handed to every later run. It cannot be silently replaced
-    (its id is taken, and other runs already link to it) and a second version of the same
-    bytes would break "same bytes, same artifact, same store: one version" and leave the
-    poisoned row in place: so publishing stops, naming the row and what differs."""
-    differ = [
-        f"{name} is {getattr(existing, name)!r}, not {getattr(new, name)!r}"
-        for name in _IDENTITY_FIELDS
-        if getattr(existing, name) != getattr(new, name)
-    ]
-    if not differ:
-        return existing
-    raise StoreError(
-        f"artifact version '{existing.artifact_name}:{existing.version}' (id {existing.id}) in the "
-        f"metadata store at {safe_url(url)} does not match the output being published: "
-        f"{'; '.join(differ)}. Its row was changed outside gristmill; refusing to reuse it. "
-        "Check who can write to the metadata store, then delete or restore that row"
-    )
 
 
 def _metadata_rows(values: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -600,14 +563,6 @@ class _Q:
             )
             .order_by(s.metadata_entries.c.id)
         )
-    )
-    next_version = Prepared(
-        lambda: select(func.coalesce(func.max(s.artifact_versions.c.version), 0) + 1).where(
-            s.artifact_versions.c.artifact_id == bindparam("artifact_id")
-        )
-    )
-    artifact_version_by_id = Prepared(
-        lambda: artifact_version_query().where(s.artifact_versions.c.id == bindparam("id"))
     )
     outputs_of_step_run = Prepared(
         lambda: (
