@@ -239,6 +239,14 @@ def _same_file(path: Path, data: bytes) -> bool:
         return False
 
 
+def _pin_external_inputs(plan: Any, original: Run, client: Client) -> None:
+    """Earlier artifacts the original run took as inputs are the versions it resolved then, not
+    the latest ones now: reproducing means the same inputs."""
+    from gristmill.execution.inputs import attach_external_inputs
+
+    attach_external_inputs(plan, client.store, original.config.get("resolved_artifacts", {}))
+
+
 def reproduce_run(
     ref: str, *, code: str = "original", cache: bool = False, client: Client | None = None
 ) -> Reproduction:
@@ -254,6 +262,7 @@ def reproduce_run(
     )
     with code_of(original, code, client):
         plan = compile_run(original.spec, config)
+        _pin_external_inputs(plan, original, client)
         new = _execute(plan)
     comparisons = []
     for step_id, step in original.steps.items():
@@ -288,6 +297,7 @@ def rerun(ref: str, *, start: str, code: str = "original", client: Client | None
     )
     with code_of(original, code, client):
         plan = compile_run(spec, config)
+        _pin_external_inputs(plan, original, client)
         for step_id, step_plan in plan.steps.items():
             if step_id in again:
                 step_plan.options = step_plan.options.merged(StepOptions(cache=False))

@@ -144,6 +144,15 @@ def test_an_artifact_version_object_is_a_step_input_and_part_of_the_cache_key() 
     again = summing_latest()
     assert again.steps["total"].inputs["numbers"].version == 3
     assert again.steps["total"].status == "cached"
+    # reproducing and rerunning use the versions the run resolved then, not the latest now
+    from gristmill.reproduce import reproduce_run, rerun
+
+    feature_engineering.with_options(enable_cache=False)(rows=3)  # a newer "latest"
+    reproduced = reproduce_run(latest.id, code="current")
+    assert reproduced.new.steps["total"].inputs["numbers"].id == v2.id
+    assert reproduced.matches
+    again_from = rerun(latest.id, start="total", code="current")
+    assert again_from.steps["total"].inputs["numbers"].id == v2.id
 
 
 def test_external_artifact_references_round_trip_and_are_checked() -> None:

@@ -109,8 +109,9 @@ def launch_step(run: RunContext, step_id: str) -> StepOutcome:
     except BaseException as exc:
         run.monitor.done(plan.step_run_id)
         if isinstance(exc, KeyboardInterrupt):
-            # Ctrl-C: the user stopped the step, it did not fail; no traceback is kept, and
-            # the line the step's code was at is said when the run ends.
+            # Ctrl-C: the user stopped the step, it did not fail; no traceback is kept (its
+            # logs are), and the line the step's code was at is said when the run ends.
+            _record_interruption(run, plan, progress)
             run.interrupted(step_id, traceback.walk_tb(exc.__traceback__))
             raise
         recorded = _record_failure(run, plan, progress, exc)
@@ -341,6 +342,30 @@ def _save_logs(
             logger.warning("could not save the logs of step '%s': %s", plan.id, exc)
         return None
     return uri
+
+
+def _record_interruption(run: RunContext, plan: StepPlan, progress: _Progress) -> None:
+    """Record the step run as stopped by the user, with the logs it wrote so far; a store that
+    cannot take it is left to ``RunContext.interrupted``, which tries the plain way."""
+    from gristmill.execution.run import INTERRUPTED
+
+    logs = progress.logs.getvalue() if progress.logs is not None else ""
+    context = progress.context
+    try:
+        run.store.fail_step_run(
+            plan.step_run_id,
+            start=progress.start,
+            error=INTERRUPTED,
+            ended_at=time.time(),
+            attempts=max(progress.attempts, context.attempt if context else 0),
+            logs_uri=_save_logs(run, plan, logs, None) if logs else None,
+            metadata=[]
+            if context is None
+            else [m for m in context.pending_metadata if m[0] != Entity.ARTIFACT_VERSION],
+            status=Status.STOPPED,
+        )
+    except Exception as exc:
+        logger.debug("could not record the interruption of step '%s': %s", plan.id, exc)
 
 
 def _record_failure(

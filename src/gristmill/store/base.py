@@ -89,7 +89,10 @@ class RunWriter(abc.ABC):
         attempts: int,
         logs_uri: str | None = None,
         metadata: Sequence[tuple[str, str, Mapping[str, Any]]] = (),
-    ) -> None: ...
+        status: str = "failed",
+    ) -> None:
+        """Record how a step run that did not complete ended: ``failed`` with its error, or
+        ``stopped`` (interrupted) with the reason, keeping its inputs, logs and metadata."""
 
     @abc.abstractmethod
     def stop_step_runs(

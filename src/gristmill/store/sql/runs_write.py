@@ -245,7 +245,12 @@ class SQLRunWriter(SQLEngine, RunWriter):
         attempts: int,
         logs_uri: str | None = None,
         metadata: Sequence[tuple[str, str, Mapping[str, Any]]] = (),
+        status: str = Status.FAILED,
     ) -> None:
+        if status not in (Status.FAILED, Status.STOPPED):
+            raise StoreError(
+                f"a step run that did not complete is failed or stopped, not {status!r}"
+            )
         entries = [
             (entity, ref, _metadata_rows(values))
             for entity, ref, values in metadata
@@ -261,7 +266,7 @@ class SQLRunWriter(SQLEngine, RunWriter):
                 _Q.finish_step_run,
                 {
                     **started["row"],
-                    "status": Status.FAILED,
+                    "status": status,
                     "ended_at": ended_at,
                     "attempts": attempts,
                     "cached_from": None,
