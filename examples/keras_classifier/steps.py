@@ -53,7 +53,7 @@ def train(
     )
     history = model.fit(x_train, y_train, epochs=epochs, batch_size=32, verbose=0)
     for epoch, (loss, accuracy) in enumerate(
-        zip(history.history["loss"], history.history["accuracy"]), start=1
+        zip(history.history["loss"], history.history["accuracy"], strict=True), start=1
     ):
         log_metadata({f"loss_epoch_{epoch}": loss, f"train_accuracy_epoch_{epoch}": accuracy})
     log_metadata({"loss": history.history["loss"][-1], "epoch": epochs})

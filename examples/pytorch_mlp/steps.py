@@ -77,9 +77,7 @@ def train(
 
 
 @step
-def evaluate(
-    state_dict: dict, test_set: Batch, hidden: int = 32
-) -> Annotated[dict, "metrics"]:
+def evaluate(state_dict: dict, test_set: Batch, hidden: int = 32) -> Annotated[dict, "metrics"]:
     model = make_model(hidden)
     model.load_state_dict(state_dict)
     with torch.no_grad():

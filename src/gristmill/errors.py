@@ -14,6 +14,7 @@ it resembles, so ``except ValueError`` keeps working for callers who do not know
     ├── StoreError (RuntimeError)              the metadata store failed or has a wrong schema
     ├── SecretError (PermissionError)          a secret that cannot be decrypted or is missing a key file
     ├── MissingIntegrationError (ImportError)  an optional extra is not installed
+    ├── DataVersionError (ValueError)          DVC-tracked data that is not the version recorded
     ├── RunFailedError (RuntimeError)          a run finished with failed steps
     └── ServiceError (RuntimeError)            a test service (gristmill.testing) would not start
 
@@ -79,6 +80,10 @@ class StoreError(GristmillError, RuntimeError):
 
 class SecretError(GristmillError, PermissionError):
     """A secret cannot be read (no key, or the wrong key) or is malformed."""
+
+
+class DataVersionError(GristmillError, ValueError):
+    """DVC-tracked input data that is not the version its DVC entry or the run recorded."""
 
 
 class MissingIntegrationError(GristmillError, ImportError):

@@ -28,7 +28,9 @@ from gristmill.errors import (
 )
 from gristmill.options import RunConfig, StepConfig, validated
 from gristmill.spec import (
+    DVCPath,
     ExternalArtifact,
+    ExternalInput,
     InputRef,
     ParameterSpec,
     PipelineSpec,
@@ -229,7 +231,7 @@ class _Tracer:
         step_id = self._invocation_id(step, step_id, origin)
         parameters: dict[str, Any] = {}
         inputs: dict[str, InputRef] = {}
-        external: dict[str, ExternalArtifact] = {}
+        external: dict[str, ExternalInput] = {}
         for arg, value in bound.arguments.items():
             if isinstance(value, OutputRef):
                 inputs[arg] = InputRef(value.step_id, value.name)
@@ -315,10 +317,11 @@ class _Tracer:
         return sorted(set(ids))
 
 
-def _external_artifact(value: Any) -> ExternalArtifact | None:
-    """The reference an argument holds to an artifact version of an earlier run: an
-    ExternalArtifact, or an ArtifactVersion read with the Client (recorded by its id)."""
-    if isinstance(value, ExternalArtifact):
+def _external_artifact(value: Any) -> ExternalInput | None:
+    """The reference an argument holds to an artifact version of an earlier run (an
+    ExternalArtifact, or an ArtifactVersion read with the Client, recorded by its id) or to
+    DVC-tracked data (a DVCPath)."""
+    if isinstance(value, (ExternalArtifact, DVCPath)):
         return value
     client = sys.modules.get("gristmill.client")  # no ArtifactVersion exists before it loads
     if client is not None and isinstance(value, client.ArtifactVersion):

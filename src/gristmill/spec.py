@@ -155,6 +155,110 @@ class ExternalArtifact:
         )
 
 
+class DVCPath:
+    """A DVC-tracked file or folder passed to a step in a pipeline's body (or written
+    ``inputs: {raw: {dvc: "data/raw.csv", rev: v1}}`` in YAML) as one of its inputs; the step
+    receives a ``pathlib.Path`` to the data.
+
+    ``rev=None`` is the data in the workspace (checked against its ``.dvc``/``dvc.lock`` entry
+    when the run starts); a git revision (tag, branch, commit) is that revision's data, fetched
+    by DVC into a read-only folder under ``.gristmill/``. ``repo`` is the DVC repository (a
+    path or git URL; None: the one around the working directory). The spec records the
+    reference as written; the run records the data's DVC md5 and git revision, and the md5 is
+    part of the cache key of the steps that read it.
+    """
+
+    __slots__ = ("path", "repo", "rev")
+
+    path: str
+    rev: str | None
+    repo: str | None
+
+    def __init__(self, path: str, rev: str | None = None, repo: str | None = None) -> None:
+        for label, value in (("rev", rev), ("repo", repo)):
+            if value is not None and (not isinstance(value, str) or not value.strip()):
+                raise PipelineDefinitionError(
+                    f"DVCPath({path!r}, {label}={value!r}): {label} is a non-empty string or None"
+                )
+        if not isinstance(path, str) or not path.strip():
+            raise PipelineDefinitionError(
+                f"DVCPath({path!r}): give the tracked path relative to the DVC repository's "
+                'root, e.g. DVCPath("data/raw.csv")'
+            )
+        normal = path.replace("\\", "/").strip("/")
+        while normal.startswith("./"):
+            normal = normal[2:]
+        if path.startswith("/") or ".." in normal.split("/") or not normal:
+            raise PipelineDefinitionError(
+                f"DVCPath({path!r}): the path is relative to the DVC repository's root and "
+                "stays inside it (no leading '/', no '..')"
+            )
+        object.__setattr__(self, "path", normal)
+        object.__setattr__(self, "rev", rev)
+        object.__setattr__(self, "repo", repo)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"DVCPath is immutable (cannot set '{name}')")
+
+    @property
+    def artifact_name(self) -> str:
+        """The artifact whose versions record this path's data: ``dvc:data/raw.csv``."""
+        return f"dvc:{self.path}"
+
+    def __str__(self) -> str:
+        text = self.artifact_name
+        if self.repo is not None:
+            text += f" in {self.repo}"
+        return text + (f"@{self.rev}" if self.rev is not None else "")
+
+    def __repr__(self) -> str:
+        extra = "".join(
+            f", {k}={v!r}" for k, v in (("rev", self.rev), ("repo", self.repo)) if v is not None
+        )
+        return f"DVCPath({self.path!r}{extra})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, DVCPath) and self.to_dict() == other.to_dict()
+
+    def __hash__(self) -> int:
+        return hash(repr(self))
+
+    def to_dict(self) -> dict[str, str]:
+        """How a spec (and YAML) writes it: ``{"dvc": "data/raw.csv", "rev": "v1"}``."""
+        data = {"dvc": self.path}
+        if self.rev is not None:
+            data["rev"] = self.rev
+        if self.repo is not None:
+            data["repo"] = self.repo
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = "") -> DVCPath:
+        if isinstance(data, dict) and "dvc" in data and set(data) <= {"dvc", "rev", "repo"}:
+            rev, repo = data.get("rev"), data.get("repo")
+            return cls(
+                _text(data["dvc"], where),
+                rev=None if rev is None else _text(rev, where),
+                repo=None if repo is None else _text(repo, where),
+            )
+        raise PipelineDefinitionError(
+            f"{where or 'an input'} is {describe_value(data)}: a DVC-tracked input is "
+            '{dvc: "data/raw.csv"}, with rev: (a git tag, branch or commit) and repo: if needed'
+        )
+
+
+# What a step input from outside the pipeline's own steps can be.
+ExternalInput = ExternalArtifact | DVCPath
+
+
+def external_input_from_dict(data: Any, where: str = "") -> ExternalInput:
+    """An external input as a spec or YAML writes it: ``{artifact: ...}``, ``{artifact_id:
+    ...}`` or ``{dvc: ..., rev: ..., repo: ...}``."""
+    if isinstance(data, dict) and "dvc" in data:
+        return DVCPath.from_dict(data, where)
+    return ExternalArtifact.from_dict(data, where)
+
+
 def _text(value: Any, where: str) -> str:
     if not isinstance(value, str):
         raise PipelineDefinitionError(
@@ -242,8 +346,9 @@ class StepSpec:
     outputs: dict[str, OutputSpec] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
     origin: str | None = None
-    # Inputs fed by artifact versions of earlier runs (written among ``inputs`` as dicts).
-    external_inputs: dict[str, ExternalArtifact] = field(default_factory=dict)
+    # Inputs fed by artifact versions of earlier runs or DVC-tracked data (written among
+    # ``inputs`` as dicts).
+    external_inputs: dict[str, ExternalInput] = field(default_factory=dict)
 
     @property
     def function_name(self) -> str:
@@ -278,7 +383,7 @@ class StepSpec:
             parameters=dict(data.get("parameters", {})),
             inputs={k: InputRef.parse(v) for k, v in inputs.items() if not isinstance(v, dict)},
             external_inputs={
-                k: ExternalArtifact.from_dict(v, f"step '{data['id']}': input '{k}'")
+                k: external_input_from_dict(v, f"step '{data['id']}': input '{k}'")
                 for k, v in inputs.items()
                 if isinstance(v, dict)
             },

@@ -21,11 +21,12 @@ from gristmill.options import RunConfig, StepOptions, adapter, json_schema
 from gristmill.pipelines import Pipeline
 from gristmill.spec import (
     STEP_ID_PATTERN,
-    ExternalArtifact,
+    ExternalInput,
     InputRef,
     ParameterSpec,
     PipelineSpec,
     StepSpec,
+    external_input_from_dict,
     json_type_of,
     referenced_param,
 )
@@ -46,13 +47,24 @@ class _Strict(BaseModel):
 
 
 class ArtifactInputModel(_Strict):
-    """An input fed by an artifact version of an earlier run."""
+    """An input fed by an artifact version of an earlier run, or by DVC-tracked data."""
 
     artifact: str | None = Field(
         default=None,
         description="'name:version', or 'name' for the latest version when the run starts.",
     )
     artifact_id: str | None = Field(default=None, description="An artifact version's id.")
+    dvc: str | None = Field(
+        default=None,
+        description="A DVC-tracked path, relative to the DVC repository's root; the step gets "
+        "a pathlib.Path to its data.",
+    )
+    rev: str | None = Field(
+        default=None, description="With dvc: the git revision whose data to use (default: the workspace)."
+    )
+    repo: str | None = Field(
+        default=None, description="With dvc: the DVC repository (a path or git URL)."
+    )
 
 
 class StepModel(_Strict):
@@ -63,7 +75,7 @@ class StepModel(_Strict):
         default_factory=dict,
         description="Argument → 'step' (its only output), 'step.output', or an artifact version "
         "of an earlier run: {artifact: 'name:version'} ('name' alone: the latest) or "
-        "{artifact_id: '...'}.",
+        "{artifact_id: '...'}, or DVC-tracked data: {dvc: 'data/raw.csv', rev: 'v1'}.",
     )
     parameters: dict[str, Any] = Field(
         default_factory=dict,
@@ -355,7 +367,7 @@ def _build_spec(
         step = functions[step_id]
         declared = step.inputs
         inputs: dict[str, InputRef] = {}
-        external: dict[str, ExternalArtifact] = {}
+        external: dict[str, ExternalInput] = {}
         for arg, ref in step_model.inputs.items():
             if arg not in declared:
                 raise document.error(
@@ -607,9 +619,9 @@ def _import_uses(
 
 def _external_artifact(
     document: YamlDocument, where: tuple[Any, ...], model: ArtifactInputModel
-) -> ExternalArtifact:
+) -> ExternalInput:
     try:
-        return ExternalArtifact.from_dict(model.model_dump(exclude_none=True))
+        return external_input_from_dict(model.model_dump(exclude_none=True))
     except PipelineDefinitionError as exc:
         raise document.error(where, str(exc)) from None
 

@@ -62,7 +62,7 @@ def save_artifact(store: ArtifactStore, value: Any, *, where: str) -> SavedArtif
                     f"{data_type_name(data_type)}: {exc}"
                 ) from exc
             if not materializer.safe:
-                _warn_pickle(data_type, where)
+                _warn_pickle(data_type, where, materializer.name)
             preview, metadata = materializer.describe(value)
             visualization = bounded_visualization(materializer, value, where)
             if visualization is not None:
@@ -142,13 +142,15 @@ def load_artifact(
         ) from exc
 
 
-def _warn_pickle(data_type: type, where: str) -> None:
+def _warn_pickle(data_type: type, where: str, materializer: str) -> None:
     name = data_type_name(data_type)
     if name not in _warned_pickle:
         _warned_pickle.add(name)
         logger.warning(
-            "%s: no safe materializer for %s, storing it with cloudpickle (it loads only from "
-            "trusted artifact stores); register a materializer for an open format",
+            "%s: no safe materializer for %s, storing it with %s, a pickle-based format (it "
+            "loads only from trusted artifact stores); register a materializer for an open "
+            "format",
             where,
             name,
+            materializer,
         )

@@ -119,7 +119,9 @@ def _print_visualization(out: Any, shown: dict[str, Any], depth: int = 0) -> Non
     title = shown.get("title")
     indent = 4
     if title is not None:
-        out.print(Padding(f"[bold]{escape(title, lines=False)}[/]", (0, 0, 0, indent)))
+        out.print(
+            Padding(f"[bold]{escape(title, lines=False)}[/]", (0, 0, 0, indent), expand=False)
+        )
     if kind == "sections" and depth < 4:
         for section in shown.get("sections") or []:
             if isinstance(section, dict):
@@ -128,26 +130,38 @@ def _print_visualization(out: Any, shown: dict[str, Any], depth: int = 0) -> Non
         fields = shown.get("fields")
         for key, value in (fields or {}).items() if isinstance(fields, dict) else []:
             if isinstance(value, dict):
-                out.print(Padding(f"{escape(key, lines=False)}:", (0, 0, 0, indent)))
+                out.print(Padding(f"{escape(key, lines=False)}:", (0, 0, 0, indent), expand=False))
                 for inner, item in value.items():
-                    out.print(Padding(_field(inner, item), (0, 0, 0, indent + 2)))
+                    out.print(Padding(_field(inner, item), (0, 0, 0, indent + 2), expand=False))
             else:
-                out.print(Padding(_field(key, value), (0, 0, 0, indent)))
+                out.print(Padding(_field(key, value), (0, 0, 0, indent), expand=False))
     elif kind == "table":
         columns = shown.get("columns") or []
         drawn = table(*(escape(c, lines=False, limit=60) for c in columns))
         for row in shown.get("rows") or []:
             cells = list(row)[: len(columns)] if isinstance(row, list) else []
             cells += [""] * (len(columns) - len(cells))
-            drawn.add_row(*(escape("-" if c is None else c, lines=False, limit=60) for c in cells))
-        out.print(Padding(drawn, (0, 0, 0, indent)))
+            drawn.add_row(*(escape(_cell(c), lines=False, limit=60) for c in cells))
+        out.print(Padding(drawn, (0, 0, 0, indent), expand=False))
     elif kind in ("text", "markdown", "html"):
         text = escape(shown.get("text", ""), limit=DISPLAY_CHARS * 4)
-        out.print(Padding(text, (0, 0, 0, indent)))
+        out.print(Padding(text, (0, 0, 0, indent), expand=False))
     else:
         out.print(
-            Padding(f"[dim]({escape(kind, lines=False)}: see the dashboard)[/]", (0, 0, 0, indent))
+            Padding(
+                f"[dim]({escape(kind, lines=False)}: see the dashboard)[/]",
+                (0, 0, 0, indent),
+                expand=False,
+            )
         )
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return format(value, ".6g")
+    return str(value)
 
 
 def _field(key: Any, value: Any) -> str:

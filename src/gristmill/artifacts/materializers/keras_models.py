@@ -68,7 +68,7 @@ class KerasMaterializer(Materializer):
         fields = _model_fields(value)
         meta = {k: fields[k] for k in ("parameters", "layers")}
         return clip(
-            f"{fields['class']} '{fields['name']}': {fields['layers']} layers, "
+            f"{type(value).__name__} '{fields['name']}': {fields['layers']} layers, "
             f"{fields['parameters']:,} parameters"
         ), meta
 
