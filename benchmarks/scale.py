@@ -1,12 +1,14 @@
 """The scale check (`make bench-scale`): a 10,000-step pipeline compiled and run locally, and
-a store holding 100,000 runs and 1,000,000 artifact versions answering the list and lineage
-queries within DESIGN.md §8's 50 ms.
+a store holding 100,000 runs and 1,000,000 artifact versions (and 2,000,000 metric points, the
+runs in 10 experiments) answering the list, lineage, comparison and metric-history queries
+within DESIGN.md §8's 50 ms.
 
 The big store is generated with direct inserts (through SQLAlchemy's connection, in large
 batches) in the real schema: making a million artifact versions through pipeline runs would
 take the better part of an hour and measure the write path, which the other benchmarks do.
 
-    python benchmarks/scale.py [--runs 100000] [--outputs-per-run 10] [--steps 10000]
+    python benchmarks/scale.py [--runs 100000] [--outputs-per-run 10] [--points-per-run 20]
+                               [--steps 10000]
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 CHAIN = 10  # the lineage query walks a chain of this many steps
+EXPERIMENTS = 10  # the generated runs take turns in this many experiments
 
 
 def timed(function: Any, repeat: int = 7) -> dict[str, float]:
@@ -70,9 +73,11 @@ def big_pipeline(steps: int) -> dict[str, Any]:
     }
 
 
-def populate(url: str, runs: int, outputs_per_run: int) -> dict[str, Any]:
+def populate(url: str, runs: int, outputs_per_run: int, points_per_run: int) -> dict[str, Any]:
     """``runs`` runs of a two-step pipeline; their steps produce ``outputs_per_run`` artifact
-    versions per run in all; one more run holds a CHAIN-step chain for the lineage query."""
+    versions per run in all, and the second logs a ``loss`` series of ``points_per_run`` points
+    (its last value and an accuracy as run metadata); one more run holds a CHAIN-step chain for
+    the lineage query."""
     from gristmill.store import schema as s
     from gristmill.store.ids import artifact_id, pipeline_version_id
     from gristmill.store.ids import pipeline_id as derive_pipeline_id
@@ -105,6 +110,8 @@ def populate(url: str, runs: int, outputs_per_run: int) -> dict[str, Any]:
         )
     for offset in range(0, runs, batch):
         run_rows, step_rows, version_rows, output_rows = [], [], [], []
+        point_rows: list[dict[str, Any]] = []
+        metadata_rows: list[dict[str, Any]] = []
         for index in range(offset, min(runs, offset + batch)):
             run_id = uuid.uuid4().hex
             created = now + index
@@ -119,11 +126,23 @@ def populate(url: str, runs: int, outputs_per_run: int) -> dict[str, Any]:
                     "started_at": created,
                     "ended_at": created + 0.01,
                     "stack": "{}",
-                    "config": "{}",
+                    "config": json.dumps({"resolved_parameters": {"lr": index % 7 / 10}}),
                     "environment": "{}",
                     "tags": "[]",
+                    "experiment": f"scale-{index % EXPERIMENTS}",
                 }
             )
+            for key, value in (("loss", 1 / (points_per_run + index % 13)), ("accuracy", 0.9)):
+                metadata_rows.append(
+                    {
+                        "entity_type": "run",
+                        "entity_id": run_id,
+                        "key": key,
+                        "value": json.dumps(value),
+                        "value_type": "float",
+                        "created_at": created,
+                    }
+                )
             for position in range(2):
                 step_id = uuid.uuid4().hex
                 step_rows.append(
@@ -141,6 +160,18 @@ def populate(url: str, runs: int, outputs_per_run: int) -> dict[str, Any]:
                         "parameters": "{}",
                     }
                 )
+                if position == 1:
+                    point_rows.extend(
+                        {
+                            "run_id": run_id,
+                            "step_run_id": step_id,
+                            "name": "loss",
+                            "step": k,
+                            "value": 1 / (k + 1 + index % 13),
+                            "created_at": created,
+                        }
+                        for k in range(points_per_run)
+                    )
                 for k in range(position, outputs_per_run, 2):
                     version_id = uuid.uuid4().hex
                     version_rows.append(
@@ -169,10 +200,18 @@ def populate(url: str, runs: int, outputs_per_run: int) -> dict[str, Any]:
             conn.execute(s.step_runs.insert(), step_rows)
             conn.execute(s.artifact_versions.insert(), version_rows)
             conn.execute(s.step_run_outputs.insert(), output_rows)
+            conn.execute(s.metadata_entries.insert(), metadata_rows)
+            if point_rows:
+                conn.execute(s.metric_points.insert(), point_rows)
         print(f"  {offset + len(run_rows):>7} runs", file=sys.stderr, flush=True)
     generated = time.perf_counter() - started
     store.close()
-    return {"runs": runs, "artifact_versions": runs * outputs_per_run, "generate_s": generated}
+    return {
+        "runs": runs,
+        "artifact_versions": runs * outputs_per_run,
+        "metric_points": runs * points_per_run,
+        "generate_s": generated,
+    }
 
 
 def chain_for_lineage(project_root: Path) -> str:
@@ -202,7 +241,8 @@ def write_readme(results: dict[str, Any], steps: int) -> None:
     store, big = results["store"], results["big_pipeline"]
     lines = [
         start,
-        f"{store['runs']:,} runs and {store['artifact_versions']:,} artifact versions in the SQLite store "
+        f"{store['runs']:,} runs, {store['artifact_versions']:,} artifact versions and "
+        f"{store['metric_points']:,} metric points in the SQLite store "
         f"(generated in {store['generate_s']:.0f} s); a {steps:,}-step pipeline compiled in "
         f"{big['compile_s']:.2f} s and ran in {big['run_s']:.1f} s ({big['per_step_ms']:.2f} ms per step).",
         "",
@@ -225,6 +265,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=100_000)
     parser.add_argument("--outputs-per-run", type=int, default=10)
+    parser.add_argument("--points-per-run", type=int, default=20)
     parser.add_argument("--steps", type=int, default=10_000)
     args = parser.parse_args()
     (ROOT / "benchmarks" / ".work").mkdir(parents=True, exist_ok=True)
@@ -245,7 +286,7 @@ def main() -> int:
         f"generating {args.runs} runs with {args.outputs_per_run} artifact versions each",
         file=sys.stderr,
     )
-    results["store"] = populate(url, args.runs, args.outputs_per_run)
+    results["store"] = populate(url, args.runs, args.outputs_per_run, args.points_per_run)
     # The bulk load went around SQLite's automatic checkpoints; fold the WAL in, as a store
     # that grew run by run would have.
     with find_project().store().engine.connect() as conn:  # type: ignore[attr-defined]
@@ -254,6 +295,7 @@ def main() -> int:
 
     client = Client()
     newest = client.list_runs(limit=1)[0].id
+    scale_run = client.list_runs(experiment="scale-3", limit=1)[0]
     results["queries"] = {
         "list_latest_50_runs": timed(lambda: [r.name for r in client.list_runs(limit=50)]),
         "count_runs": timed(client.count_runs),
@@ -268,7 +310,16 @@ def main() -> int:
         "list_artifact_versions_50": timed(
             lambda: client.list_artifact_versions(name="scale.out3", limit=50)
         ),
+        "list_latest_50_runs_of_an_experiment": timed(
+            lambda: [r.name for r in client.list_runs(experiment="scale-3", limit=50)]
+        ),
+        "compare_50_runs_of_an_experiment": timed(
+            lambda: client.compare_runs(experiment="scale-3", last=50, sort="-loss")
+        ),
+        "metric_history_of_a_run": timed(lambda: client.metric_history(scale_run, "loss")),
     }
+    assert len(client.compare_runs(experiment="scale-3", last=50)) == min(50, args.runs)
+    assert len(client.metric_history(scale_run, "loss")) == args.points_per_run
     assert len(client.upstream(last_output)) == CHAIN - 1
     for name, value in results["queries"].items():
         verdict = "ok" if value["median_ms"] <= 50 else "OVER 50 ms"

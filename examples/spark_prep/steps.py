@@ -1,7 +1,6 @@
 """A Spark data preparation step feeding scikit-learn. Spark cleans and derives features;
 the DataFrame it returns is stored as Parquet written by Spark itself (never pickled), and the
-training step reads it back lazily through the same SparkSession before handing pandas to
-scikit-learn."""
+training step, annotated ``pd.DataFrame``, receives it as pandas for scikit-learn."""
 
 from __future__ import annotations
 
@@ -64,14 +63,15 @@ def prepare(raw: pd.DataFrame, min_alcohol: float = 11.5) -> Annotated[DataFrame
 
 @step
 def train(
-    features: DataFrame, test_size: float = 0.3, seed: int = 7
+    features: pd.DataFrame, test_size: float = 0.3, seed: int = 7
 ) -> Annotated[dict[str, Any], "metrics"]:
-    """scikit-learn on the prepared data (small enough for one machine: toPandas)."""
+    """scikit-learn on the prepared data. Annotated ``pd.DataFrame``, this step gets the Parquet
+    Spark wrote as pandas (read by pyarrow: no Spark session, no JVM)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import accuracy_score
     from sklearn.model_selection import train_test_split
 
-    data = features.toPandas().sort_values(list(features.columns)).reset_index(drop=True)
+    data = features.sort_values(list(features.columns)).reset_index(drop=True)
     x, y = data.drop(columns="target"), data["target"]
     x_train, x_test, y_train, y_test = train_test_split(
         x, y, test_size=test_size, random_state=seed, stratify=y

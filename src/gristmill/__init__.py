@@ -11,10 +11,15 @@ from gristmill._version import __version__
 TYPE_CHECKING = False
 
 __all__ = [
+    "ArtifactConfig",
     "ArtifactVersion",
     "Client",
+    "DVCPath",
     "ExternalArtifact",
     "GristmillError",
+    "Model",
+    "ModelStages",
+    "ModelVersion",
     "Pipeline",
     "Retry",
     "Run",
@@ -29,15 +34,22 @@ __all__ = [
     "get_step_context",
     "load_pipeline",
     "log_metadata",
+    "log_metric",
+    "log_metrics",
     "pipeline",
     "step",
 ]
 
 _LOCATIONS = {
+    "ArtifactConfig": "gristmill.models.definition",
     "ArtifactVersion": "gristmill.client",
     "Client": "gristmill.client",
+    "DVCPath": "gristmill.spec",
     "ExternalArtifact": "gristmill.spec",
     "GristmillError": "gristmill.errors",
+    "Model": "gristmill.models.definition",
+    "ModelStages": "gristmill.models.definition",
+    "ModelVersion": "gristmill.models.registry",
     "Pipeline": "gristmill.pipelines",
     "Retry": "gristmill.options",
     "Run": "gristmill.client",
@@ -51,6 +63,8 @@ _LOCATIONS = {
     "get_step_context": "gristmill.execution.context",
     "load_pipeline": "gristmill.yaml_pipelines",
     "log_metadata": "gristmill.execution.context",
+    "log_metric": "gristmill.execution.metrics",
+    "log_metrics": "gristmill.execution.metrics",
     "pipeline": "gristmill.pipelines",
     "step": "gristmill.steps",
 }
@@ -61,9 +75,12 @@ if TYPE_CHECKING:
     from gristmill.client import ArtifactVersion, Client, Run, StepRun
     from gristmill.errors import GristmillError, RunFailedError
     from gristmill.execution.context import StepContext, get_step_context, log_metadata
+    from gristmill.execution.metrics import log_metric, log_metrics
+    from gristmill.models.definition import ArtifactConfig, Model, ModelStages
+    from gristmill.models.registry import ModelVersion
     from gristmill.options import Retry, RunConfig, StepConfig, StepOptions
     from gristmill.pipelines import Pipeline, pipeline
-    from gristmill.spec import ExternalArtifact
+    from gristmill.spec import DVCPath, ExternalArtifact
     from gristmill.steps import Step, step
     from gristmill.yaml_pipelines import load_pipeline
 

@@ -1,5 +1,6 @@
 """The read side: ``Client`` and the objects it returns (``Run``, ``StepRun``,
-``ArtifactVersion``, ``Lineage``). A pipeline call returns the same ``Run`` object.
+``ArtifactVersion``, ``Lineage``; ``RegisteredModel`` and ``ModelVersion`` from
+``gristmill.models.registry``). A pipeline call returns the same ``Run`` object.
 
 Objects load what they show lazily and cache it; ``Run.refresh()`` reads the run again.
 """
@@ -8,14 +9,23 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gristmill.artifacts import ArtifactStore, LocalArtifactStore, load_artifact
 from gristmill.errors import ArtifactStoreError, ConfigError, NotFoundError, did_you_mean
+from gristmill.models.definition import (
+    Model,
+    ModelStages,
+    check_model_name,
+    is_new_version_name,
+    version_ref,
+)
+from gristmill.models.registry import ModelVersion, RegisteredModel
 from gristmill.project import (
     Project,
     check_store_exists,
@@ -29,6 +39,7 @@ from gristmill.stacks import Stack
 from gristmill.store import (
     ArtifactVersionRecord,
     Entity,
+    ExperimentRecord,
     LineageGraph,
     MetadataRecord,
     MetadataStore,
@@ -37,6 +48,10 @@ from gristmill.store import (
     RunRecord,
     StepRunRecord,
 )
+
+if TYPE_CHECKING:
+    from gristmill.comparison import Comparison
+    from gristmill.store import MetricPoint
 
 
 def _latest(entries: list[MetadataRecord]) -> dict[str, Any]:
@@ -231,18 +246,88 @@ class Client:
         status: str | None = None,
         limit: int = 50,
         offset: int = 0,
+        experiment: str | None = None,
     ) -> list[Run]:
-        """Runs, newest first; filter by pipeline name or status, page with limit/offset.
-        A run whose process died shows as running until ``reap_dead_runs`` marks it."""
+        """Runs, newest first; filter by pipeline name, status or experiment, page with
+        limit/offset. A run whose process died shows as running until ``reap_dead_runs``
+        marks it."""
         return [
             Run(self, r)
             for r in self.store.list_runs(
-                pipeline=pipeline, status=status, limit=limit, offset=offset
+                pipeline=pipeline, status=status, limit=limit, offset=offset, experiment=experiment
             )
         ]
 
-    def count_runs(self, *, pipeline: str | None = None, status: str | None = None) -> int:
-        return self.store.count_runs(pipeline=pipeline, status=status)
+    def count_runs(
+        self,
+        *,
+        pipeline: str | None = None,
+        status: str | None = None,
+        experiment: str | None = None,
+    ) -> int:
+        return self.store.count_runs(pipeline=pipeline, status=status, experiment=experiment)
+
+    # -- experiments and metrics ----------------------------------------------------------------
+
+    def list_experiments(self) -> list[ExperimentRecord]:
+        """Every experiment (name, number of runs, first and last run), latest run first."""
+        return self.store.list_experiments()
+
+    def compare_runs(
+        self,
+        runs: Sequence[str | Run] = (),
+        *,
+        metrics: Sequence[str] | None = None,
+        sort: str | None = None,
+        experiment: str | None = None,
+        last: int = 10,
+    ) -> Any:
+        """Runs side by side, one row per run: ``run``, ``id``, ``experiment``, ``status``,
+        ``duration``, ``tags``, each parameter as ``params.NAME`` and each final metric as
+        ``metrics.NAME`` (the last value of a series, or a number logged with log_metadata).
+        A pandas DataFrame when pandas is installed, else a list of dicts.
+
+        ``runs``: ids, names or Run objects; or ``experiment=NAME`` for its ``last`` runs
+        (newest first). ``metrics`` keeps only those; ``sort`` orders by a metric, parameter
+        or column, descending with a leading ``-`` (``sort="-accuracy"``)."""
+        from gristmill.comparison import as_frame
+
+        found = self.comparison(runs, metrics=metrics, sort=sort, experiment=experiment, last=last)
+        return as_frame(found.rows, found.columns)
+
+    def comparison(
+        self,
+        runs: Sequence[str | Run] = (),
+        *,
+        metrics: Sequence[str] | None = None,
+        sort: str | None = None,
+        experiment: str | None = None,
+        last: int = 10,
+    ) -> Comparison:
+        """What ``compare_runs`` shows, as a ``Comparison`` (its columns and rows)."""
+        from gristmill.comparison import compare
+
+        chosen = [r if isinstance(r, Run) else self.get_run(r) for r in runs]
+        if experiment is not None:
+            chosen += self.list_runs(experiment=experiment, limit=last)
+            if not chosen:
+                names = [e.name for e in self.list_experiments()]
+                raise NotFoundError(
+                    f"no runs in experiment '{experiment}'{did_you_mean(experiment, names)}"
+                )
+        if not chosen:
+            raise ConfigError("compare which runs? give run ids or names, or an experiment")
+        unique = list({r.id: r for r in chosen}.values())
+        return compare(self.store, unique, metrics=metrics, sort=sort)
+
+    def metric_history(self, run: str | Run, name: str) -> Any:
+        """Every value of metric ``name`` logged in a run, by step: a pandas DataFrame with
+        ``step``, ``value`` and ``time`` (UTC) when pandas is installed, else a list of dicts.
+        A cached step's series is the one the step run it reused logged."""
+        from gristmill.comparison import as_frame, history_rows
+
+        found = run if isinstance(run, Run) else self.get_run(run)
+        return as_frame(history_rows(found._metric_points(name)), ("step", "value", "time"))
 
     def delete_run(self, ref: str, *, force: bool = False) -> RunDeletion:
         """Delete a run (id, id prefix, name or ``"latest"``): see ``delete_runs``."""
@@ -311,6 +396,90 @@ class Client:
 
     def downstream(self, ref: str) -> list[ArtifactVersion]:
         return self.lineage(ref, direction="downstream").others()
+
+    # -- models ---------------------------------------------------------------------------------
+
+    def get_model(self, name: str) -> RegisteredModel:
+        """A model of the registry by name (NotFoundError with the closest names)."""
+        return RegisteredModel(self, self.store.get_model(name))
+
+    def list_models(self) -> list[RegisteredModel]:
+        return [RegisteredModel(self, m) for m in self.store.list_models()]
+
+    def get_model_version(
+        self, name: str, version: str | int | None = ModelStages.LATEST
+    ) -> ModelVersion:
+        """A version of model ``name``: a stage (``"production"``, ``"staging"``,
+        ``"archived"``), ``"latest"`` (also None), a number (``3`` or ``"3"``), a version name
+        (``"rf"``) or an id."""
+        ref = ModelStages.LATEST if version is None else version
+        return ModelVersion(self, self.store.get_model_version(name, ref))
+
+    def create_model(
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        license: str | None = None,
+        tags: list[str] | None = None,
+        **details: str,
+    ) -> RegisteredModel:
+        """Register a model (or update the fields given of an existing one); ``details``:
+        audience, use_cases, limitations, trade_offs, ethics."""
+        model = Model(
+            name=name, description=description, license=license, tags=tags or [], **details
+        )
+        record = self.store.save_model(
+            model.name,
+            description=model.description,
+            license=model.license,
+            tags=model.tags,
+            details=model.details,
+            at=time.time(),
+        )
+        return RegisteredModel(self, record)
+
+    def create_model_version(
+        self,
+        name: str,
+        *,
+        artifacts: dict[str, str] | None = None,
+        version: str | None = None,
+        description: str | None = None,
+        tags: list[str] | None = None,
+    ) -> ModelVersion:
+        """A new version of model ``name`` (created if new), named ``version`` if given, made
+        of existing artifact versions: ``{"clf:3": "model", "features:2": "data"}`` (id,
+        ``NAME`` or ``NAME:VERSION`` → model, data or deployment)."""
+        check_model_name(name)
+        if version is not None and not is_new_version_name(version_ref(version) or ""):
+            raise ValueError(
+                f"version {version!r} is a number, a stage or 'latest': a registered version "
+                "gets the next number; give a name such as 'rf' (or none)"
+            )
+        links = {
+            self.store.get_artifact_version(ref).id: kind for ref, kind in (artifacts or {}).items()
+        }
+        now = time.time()
+        self.store.save_model(name, at=now)
+        record = self.store.create_model_version(
+            name, name=version, description=description, tags=tags or [], at=now
+        )
+        self.store.link_model_artifacts(record.id, links, at=now)
+        return ModelVersion(self, record)
+
+    def delete_model_version(
+        self, name: str, version: str | int, *, force: bool = False
+    ) -> ModelVersion:
+        """Delete a version (refused for one in production unless ``force``)."""
+        found = self.get_model_version(name, version)
+        found.delete(force=force)
+        return found
+
+    def delete_model(self, name: str, *, force: bool = False) -> list[ModelVersion]:
+        """Delete a model with all its versions (refused while one is in production unless
+        ``force``); returns the deleted versions."""
+        return [ModelVersion(self, r) for r in self.store.delete_model(name, force=force)]
 
     # -- logs -----------------------------------------------------------------------------------
 
@@ -394,6 +563,40 @@ class Run:
         return list(self._record.tags)
 
     @property
+    def experiment(self) -> str:
+        """The experiment the run is grouped in (its pipeline's name unless chosen)."""
+        return self._record.experiment or self._record.pipeline_name
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """The final value of each metric: the last value of every series ``log_metric``
+        logged, and every number ``log_metadata`` logged on the run."""
+        from gristmill.comparison import final_metrics
+
+        return final_metrics(self._client.store.get_metadata(Entity.RUN, [self.id])[self.id])
+
+    def metric_history(self, name: str) -> Any:
+        """Every value of metric ``name`` by step (``Client.metric_history``)."""
+        return self._client.metric_history(self, name)
+
+    def _metric_points(self, name: str) -> list[MetricPoint]:
+        store = self._client.store
+        points = store.metric_history(self.id, name)
+        if not points:  # cache hits: the series of the step runs they reused
+            for step in self.steps.values():
+                if step.cached_from:
+                    source = store.get_step_run(step.cached_from)
+                    points += store.metric_history(source.run_id, name, step_run_id=source.id)
+        if not points:
+            names = store.metric_names([self.id])[self.id]
+            raise NotFoundError(
+                f"run {self.name} has no series '{name}'{did_you_mean(name, names)}"
+                + (f" (its series: {', '.join(names)})" if names else "")
+                + "; series are what log_metric() records, log_metadata() keeps one value"
+            )
+        return points
+
+    @property
     def spec(self) -> PipelineSpec:
         return PipelineSpec.from_json(
             self._client.store.get_pipeline_spec(self._record.pipeline_version_id)
@@ -462,6 +665,7 @@ class Run:
             "stack": self._record.stack.get("name"),
             "orchestrator": self.orchestrator,
             "tags": self.tags,
+            "experiment": self.experiment,
             "error": self.error,
         }
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from gristmill.errors import ConfigError, GristmillError, PipelineDefinitionError
+from gristmill.models.definition import Model
 
 if TYPE_CHECKING:
     from pydantic import TypeAdapter
@@ -90,9 +91,12 @@ class StepOptions:
     """A version string that is part of the cache key."""
     settings: dict[str, Any] = field(default_factory=dict)
     """Free settings (resources, step_operator, ...), merged key by key."""
+    model: Model | str | None = field(default=None, metadata={"merge": "replace"})
+    """The model this step's outputs belong to, instead of the pipeline's: {name, version}."""
 
     def __post_init__(self) -> None:
         _check(self)
+        _normalize_model(self)
         retries: Any = self.retries
         if isinstance(retries, bool) or not isinstance(retries, (Retry, int, Mapping, type(None))):
             raise PipelineDefinitionError(
@@ -120,7 +124,7 @@ class StepOptions:
             value = getattr(self, item.name)
             if value is None or value == {}:
                 continue
-            if isinstance(value, Retry):
+            if isinstance(value, (Retry, Model)):
                 value = value.to_dict()
             elif callable(value):
                 value = source_id(value)
@@ -168,6 +172,8 @@ class RunConfig:
     """Run name or template: {pipeline}, {date}, {time}, {id}."""
     tags: list[str] = field(default_factory=list)
     """Tags of the run."""
+    experiment: str | None = None
+    """The experiment the run is grouped in for comparison (default: the pipeline's name)."""
     steps: dict[str, StepConfig] = field(default_factory=dict)
     """Step id -> options and parameters for that step."""
     settings: dict[str, Any] = field(default_factory=dict)
@@ -176,9 +182,13 @@ class RunConfig:
     """The stack to run on (default: the active stack)."""
     orchestrator: dict[str, Any] | None = field(default=None, metadata={"merge": "replace"})
     """The orchestrator for these runs instead of the stack's: {flavor: ..., settings...}."""
+    model: Model | str | None = field(default=None, metadata={"merge": "replace"})
+    """The model whose version these runs create or use: {name: ..., version: ...}."""
 
     def __post_init__(self) -> None:
         _check(self)
+        _normalize_model(self)
+        _check_experiment(self.experiment)
         if self.orchestrator is not None and "flavor" not in self.orchestrator:
             raise ConfigError(
                 'orchestrator needs a "flavor" key, e.g. {"flavor": "local_parallel", '
@@ -239,7 +249,7 @@ def _chosen(options: Any) -> dict[str, Any]:
         value = getattr(options, item.name)
         if value is None or value in ({}, []):
             continue
-        if isinstance(value, Retry):
+        if isinstance(value, (Retry, Model)):
             value = value.to_dict()
         elif isinstance(value, str) or not callable(value):
             pass
@@ -249,6 +259,21 @@ def _chosen(options: Any) -> dict[str, Any]:
             value = source_id(value)
         data[item.name] = value
     return data
+
+
+def _normalize_model(instance: Any) -> None:
+    """A model given by name or as a mapping becomes a Model (one shape after construction)."""
+    if instance.model is not None and not isinstance(instance.model, Model):
+        object.__setattr__(instance, "model", Model.from_value(instance.model))
+
+
+def _check_experiment(name: Any) -> None:
+    if name is not None and (
+        not isinstance(name, str) or not name.strip() or len(name) > 255 or not name.isprintable()
+    ):
+        raise ConfigError(
+            f"experiment must be a name of 1 to 255 printable characters, not {name!r}"
+        )
 
 
 def _check(instance: Any) -> None:

@@ -26,6 +26,7 @@ from gristmill.errors import (
     describe_value,
     did_you_mean,
 )
+from gristmill.models.definition import Model
 from gristmill.options import RunConfig, StepConfig, validated
 from gristmill.spec import (
     DVCPath,
@@ -407,18 +408,21 @@ class Pipeline(Generic[F]):
         enable_cache: bool | None = None,
         run_name: str | None = None,
         tags: list[str] | None = None,
+        experiment: str | None = None,
         settings: dict[str, Any] | None = None,
         steps: Mapping[str, StepConfig | Mapping[str, Any]] | None = None,
         orchestrator: str | Mapping[str, Any] | None = None,
         config: RunConfig | str | os.PathLike[str] | None = None,
         stack: str | None = None,
+        model: Model | str | None = None,
     ) -> Pipeline[F]:
         """A copy with run options changed. ``steps`` maps step ids to overrides (cache,
         retries, settings, enable_logs, parameters); ``orchestrator`` picks the orchestrator for
         these runs (``"local_parallel"`` or ``{"flavor": "local_parallel", "max_workers": 8}``);
-        ``stack`` runs them on that stack instead of the active one;
-        ``config`` is a RunConfig or a run configuration file, which the other arguments
-        override."""
+        ``stack`` runs them on that stack instead of the active one; ``experiment`` groups
+        them under that name (default: the pipeline's); ``model`` (a ``gristmill.Model``) is
+        the model whose version the runs create or use; ``config`` is a RunConfig or a run
+        configuration file, which the other arguments override."""
         if config is not None and not isinstance(config, RunConfig):
             from gristmill.config_file import load_run_config
 
@@ -429,6 +433,7 @@ class Pipeline(Generic[F]):
             enable_cache=enable_cache,
             run_name=run_name,
             tags=list(tags or []),
+            experiment=experiment,
             steps={
                 k: v
                 if isinstance(v, StepConfig)
@@ -438,6 +443,7 @@ class Pipeline(Generic[F]):
             settings=dict(settings or {}),
             orchestrator=dict(orchestrator) if orchestrator is not None else None,
             stack=stack,
+            model=model,
         )
         return self._with(name or self.name, self.config.merged(config).merged(change))
 
@@ -643,7 +649,9 @@ def pipeline(
     enable_cache: bool | None = None,
     run_name: str | None = None,
     tags: list[str] | None = None,
+    experiment: str | None = None,
     settings: dict[str, Any] | None = None,
+    model: Model | str | None = None,
 ) -> Callable[[F], Pipeline[F]]: ...
 
 
@@ -655,13 +663,19 @@ def pipeline(
     enable_cache: bool | None = None,
     run_name: str | None = None,
     tags: list[str] | None = None,
+    experiment: str | None = None,
     settings: dict[str, Any] | None = None,
+    model: Model | str | None = None,
 ) -> Pipeline[F] | Callable[[F], Pipeline[F]]:
     """Make a function a pipeline: its body calls steps, passing outputs to inputs; its
     parameters are the pipeline's parameters. Calling the pipeline runs it and returns a Run.
 
     ``enable_cache=False`` turns caching off for every step; ``run_name`` is a template with
-    ``{pipeline}``, ``{date}``, ``{time}`` and ``{id}``.
+    ``{pipeline}``, ``{date}``, ``{time}`` and ``{id}``; ``experiment`` groups its runs under
+    that name for comparison (default: the pipeline's name). ``model`` (a
+    ``gristmill.Model``) links every run's outputs to a version of that model:
+    ``Model("clf")`` creates the next version at each run, ``Model("clf",
+    version="production")`` uses the version in that stage.
     """
 
     def decorate(f: F) -> Pipeline[F]:
@@ -669,7 +683,9 @@ def pipeline(
             enable_cache=enable_cache,
             run_name=run_name,
             tags=list(tags or []),
+            experiment=experiment,
             settings=dict(settings or {}),
+            model=model,
         )
         return Pipeline(f, name=name or f.__name__, config=config)
 

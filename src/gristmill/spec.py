@@ -89,18 +89,26 @@ class ExternalArtifact:
 
     ``ExternalArtifact("dataset:3")`` is version 3 of artifact ``dataset``;
     ``ExternalArtifact("dataset")`` its latest version when the run starts;
-    ``ExternalArtifact(id="…")`` one version by id. The spec records the reference as written
-    (it is part of the spec's hash); the version it resolves to is recorded with the run, as
-    the step run's input, and its content hash is part of the step's cache key.
+    ``ExternalArtifact(id="…")`` one version by id. ``ExternalArtifact("clf@production")``
+    is artifact ``clf`` of the model version in stage ``production`` of the model it is
+    linked to (``model="wine_clf"`` names the model when ``clf`` belongs to several); after
+    ``@`` any model version reference works: a stage, ``latest``, a number or a version name.
+    The spec records the reference as written (it is part of the spec's hash); the version it
+    resolves to is recorded with the run, as the step run's input, and its content hash is
+    part of the step's cache key.
     """
 
-    __slots__ = ("id", "name", "version")
+    __slots__ = ("id", "model", "model_version", "name", "version")
 
     name: str | None
     version: int | None
     id: str | None
+    model: str | None
+    model_version: str | None
 
-    def __init__(self, ref: str | None = None, *, id: str | None = None) -> None:
+    def __init__(
+        self, ref: str | None = None, *, id: str | None = None, model: str | None = None
+    ) -> None:
         if (ref is None) == (id is None):
             raise PipelineDefinitionError(
                 'ExternalArtifact takes one reference: ExternalArtifact("name:version"), '
@@ -108,6 +116,7 @@ class ExternalArtifact:
             )
         name: str | None = None
         version: int | None = None
+        model_version: str | None = None
         if id is not None:
             if not isinstance(id, str) or not _ARTIFACT_ID.fullmatch(id):
                 raise PipelineDefinitionError(
@@ -115,10 +124,19 @@ class ExternalArtifact:
                     "hex characters (`gristmill artifacts list` shows them)"
                 )
         else:
-            name, version = _parse_artifact_ref(ref)
+            name, version, model_version = _parse_artifact_ref(ref)
+        if model is not None and model_version is None:
+            raise PipelineDefinitionError(
+                f"ExternalArtifact({ref!r}, model={model!r}): with a model, give the artifact "
+                f"and the model version, e.g. ExternalArtifact('{name}@production', model=...)"
+            )
+        if model is not None and (not isinstance(model, str) or not model):
+            raise PipelineDefinitionError(f"ExternalArtifact: model={model!r} is not a model name")
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "version", version)
         object.__setattr__(self, "id", id)
+        object.__setattr__(self, "model", model)
+        object.__setattr__(self, "model_version", model_version)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"ExternalArtifact is immutable (cannot set '{name}')")
@@ -126,32 +144,44 @@ class ExternalArtifact:
     def __str__(self) -> str:
         if self.id is not None:
             return f"id={self.id}"
+        if self.model_version is not None:
+            return f"{self.name}@{self.model_version}"
         return f"{self.name}:{self.version}" if self.version is not None else str(self.name)
 
     def __repr__(self) -> str:
         if self.id is not None:
             return f"ExternalArtifact(id={self.id!r})"
-        return f"ExternalArtifact({str(self)!r})"
+        model = f", model={self.model!r}" if self.model is not None else ""
+        return f"ExternalArtifact({str(self)!r}{model})"
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, ExternalArtifact) and self.to_dict() == other.to_dict()
 
     def __hash__(self) -> int:
-        return hash(str(self))
+        return hash((str(self), self.model))
 
     def to_dict(self) -> dict[str, str]:
-        """How a spec (and YAML) writes it: ``{"artifact": "name:3"}`` or ``{"artifact_id": id}``."""
-        return {"artifact_id": self.id} if self.id is not None else {"artifact": str(self)}
+        """How a spec (and YAML) writes it: ``{"artifact": "name:3"}``, ``{"artifact":
+        "clf@production", "model": "wine_clf"}`` or ``{"artifact_id": id}``."""
+        if self.id is not None:
+            return {"artifact_id": self.id}
+        data = {"artifact": str(self)}
+        if self.model is not None:
+            data["model"] = self.model
+        return data
 
     @classmethod
     def from_dict(cls, data: Any, where: str = "") -> ExternalArtifact:
         if isinstance(data, dict) and set(data) == {"artifact"}:
             return cls(_text(data["artifact"], where))
+        if isinstance(data, dict) and set(data) == {"artifact", "model"}:
+            return cls(_text(data["artifact"], where), model=_text(data["model"], where))
         if isinstance(data, dict) and set(data) == {"artifact_id"}:
             return cls(id=_text(data["artifact_id"], where))
         raise PipelineDefinitionError(
             f"{where or 'an input'} is {describe_value(data)}: an input from an earlier run is "
-            '{artifact: "name:version"} (or "name" for the latest) or {artifact_id: "..."}'
+            '{artifact: "name:version"} (or "name" for the latest), {artifact: "name@stage", '
+            'model: "model name"} or {artifact_id: "..."}'
         )
 
 
@@ -267,41 +297,57 @@ def _text(value: Any, where: str) -> str:
     return value
 
 
-def _parse_artifact_ref(ref: Any) -> tuple[str, int | None]:
-    """``name`` (latest) or ``name:version``; ``name@stage`` is reserved for model stages."""
+def _parse_artifact_ref(ref: Any) -> tuple[str, int | None, str | None]:
+    """``name`` (latest), ``name:version``, or ``name@model_version`` (the artifact of a model
+    version: a stage, ``latest``, a number or a version name)."""
     if not isinstance(ref, str) or not ref.strip():
         raise PipelineDefinitionError(
             f"ExternalArtifact({ref!r}): give 'name:version', or 'name' for the latest version"
         )
     if "@" in ref:
-        raise PipelineDefinitionError(
-            f"ExternalArtifact({ref!r}): 'name@stage' (a model version by stage) is not "
-            "supported yet as a step input; give 'name:version', or 'name' for the latest"
-        )
+        name, _, model_version = ref.rpartition("@")
+        if (
+            not name
+            or ":" in name
+            or not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*", model_version)
+        ):
+            raise PipelineDefinitionError(
+                f"ExternalArtifact({ref!r}): a model's artifact is 'name@stage' (production, "
+                "staging, archived), 'name@latest', 'name@3' or 'name@version_name'"
+            )
+        return name, None, model_version
     name, sep, version = ref.rpartition(":")
     if not sep:
-        return ref, None
+        return ref, None, None
     if version == "latest":
-        return name, None
+        return name, None, None
     if not version.isdigit() or int(version) < 1 or not name:
         raise PipelineDefinitionError(
             f"ExternalArtifact({ref!r}): the version after ':' must be a number (1, 2, ...) "
             "or 'latest', after the artifact's name"
         )
-    return name, int(version)
+    return name, int(version), None
 
 
 @dataclass(frozen=True)
 class OutputSpec:
-    """One declared output of a step: its Python type (as a dotted name) and artifact name."""
+    """One declared output of a step: its Python type (as a dotted name) and artifact name;
+    from an ``ArtifactConfig``, how it links to a run's model version (``artifact_kind``:
+    model, deployment or data) and its tags."""
 
     type: str = "typing.Any"
     artifact_name: str | None = None
+    artifact_kind: str | None = None
+    tags: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"type": self.type}
         if self.artifact_name:
             data["artifact_name"] = self.artifact_name
+        if self.artifact_kind:
+            data["artifact_kind"] = self.artifact_kind
+        if self.tags:
+            data["tags"] = list(self.tags)
         return data
 
 
@@ -389,7 +435,12 @@ class StepSpec:
             },
             after=list(data.get("after", [])),
             outputs={
-                k: OutputSpec(v.get("type", "typing.Any"), v.get("artifact_name"))
+                k: OutputSpec(
+                    v.get("type", "typing.Any"),
+                    v.get("artifact_name"),
+                    v.get("artifact_kind"),
+                    tuple(v.get("tags", ())),
+                )
                 for k, v in data.get("outputs", {}).items()
             },
             settings=dict(data.get("settings", {})),

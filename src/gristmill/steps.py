@@ -17,6 +17,7 @@ from typing import Any, Generic, TypeVar, overload
 
 from gristmill._source import code_hash, source_id
 from gristmill.errors import PipelineDefinitionError
+from gristmill.models.definition import ArtifactConfig, Model
 from gristmill.options import Hook, Retry, StepOptions
 from gristmill.spec import OutputSpec
 
@@ -109,6 +110,7 @@ class Step(Generic[F]):
         settings: dict[str, Any] | None = None,
         enable_logs: bool | None = None,
         version: str | None = None,
+        model: Model | str | None = None,
     ) -> Step[F]:
         """A copy with the options given changed (``settings`` merge key by key)."""
         change = StepOptions(
@@ -119,6 +121,7 @@ class Step(Generic[F]):
             settings=dict(settings or {}),
             enable_logs=enable_logs,
             version=version,
+            model=model,
         )
         return Step(self.func, name=name or self.name, options=self.options.merged(change))
 
@@ -189,13 +192,30 @@ class Step(Generic[F]):
 
     def _output(self, name: str, out_type: Any, declared: Any) -> tuple[OutputSpec, Any]:
         named = typing.get_origin(declared) is typing.Annotated
-        return OutputSpec(type=type_name(out_type), artifact_name=name if named else None), out_type
+        configs = (
+            [e for e in typing.get_args(declared)[1:] if isinstance(e, ArtifactConfig)]
+            if named
+            else []
+        )
+        config = configs[0] if configs else None
+        explicit = named and any(
+            isinstance(e, str) or (isinstance(e, ArtifactConfig) and e.name)
+            for e in typing.get_args(declared)[1:]
+        )
+        spec = OutputSpec(
+            type=type_name(out_type),
+            artifact_name=name if explicit else None,
+            artifact_kind=config.kind if config is not None else None,
+            tags=config.tags if config is not None else (),
+        )
+        return spec, out_type
 
 
 def _output_name(annotation: Any, default: str) -> tuple[str, Any]:
     if typing.get_origin(annotation) is typing.Annotated:
         base, *extras = typing.get_args(annotation)
         names = [e for e in extras if isinstance(e, str)]
+        names += [e.name for e in extras if isinstance(e, ArtifactConfig) and e.name]
         if names:
             if not names[0].isidentifier():
                 raise PipelineDefinitionError(
@@ -237,6 +257,7 @@ def step(
     settings: dict[str, Any] | None = None,
     enable_logs: bool | None = None,
     version: str | None = None,
+    model: Model | str | None = None,
 ) -> Callable[[F], Step[F]]: ...
 
 
@@ -252,6 +273,7 @@ def step(
     settings: dict[str, Any] | None = None,
     enable_logs: bool | None = None,
     version: str | None = None,
+    model: Model | str | None = None,
 ) -> Step[F] | Callable[[F], Step[F]]:
     """Make a function a pipeline step. Inputs and outputs come from its type hints; a return
     annotated ``Annotated[T, "name"]`` names the output (and its artifact), a ``tuple[...]``
@@ -260,7 +282,10 @@ def step(
     ``cache`` turns caching on or off for this step, ``retries`` (an int or ``Retry``) re-runs
     it when it raises, ``on_success``/``on_failure`` are hooks (callables or ``module:name``),
     ``settings`` are free-form step settings, ``enable_logs`` captures stdout/stderr/logging,
-    and ``version`` pins a version string that is part of the cache key.
+    and ``version`` pins a version string that is part of the cache key. ``model`` (a
+    ``gristmill.Model``) links this step's outputs to a version of that model instead of the
+    pipeline's; ``Annotated[T, ArtifactConfig(name=..., is_model_artifact=True)]`` says how
+    an output is linked.
     """
 
     def decorate(f: F) -> Step[F]:
@@ -272,6 +297,7 @@ def step(
             settings=dict(settings or {}),
             enable_logs=enable_logs,
             version=version,
+            model=model,
         )
         return Step(f, name=name, options=options)
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from gristmill._source import import_source
 from gristmill._yaml import YamlDocument, dump_yaml, read_yaml, validation_error
 from gristmill.errors import PipelineDefinitionError, did_you_mean
+from gristmill.models.definition import Model
 from gristmill.options import RunConfig, StepOptions, adapter, json_schema
 from gristmill.pipelines import Pipeline
 from gristmill.spec import (
@@ -51,7 +52,13 @@ class ArtifactInputModel(_Strict):
 
     artifact: str | None = Field(
         default=None,
-        description="'name:version', or 'name' for the latest version when the run starts.",
+        description="'name:version', or 'name' for the latest version when the run starts; "
+        "'name@stage' (or @latest, @3, @version_name): that artifact of a model's version.",
+    )
+    model: str | None = Field(
+        default=None,
+        description="With artifact: 'name@stage': the model whose version it is (needed when "
+        "the artifact belongs to several models).",
     )
     artifact_id: str | None = Field(default=None, description="An artifact version's id.")
     dvc: str | None = Field(
@@ -60,7 +67,8 @@ class ArtifactInputModel(_Strict):
         "a pathlib.Path to its data.",
     )
     rev: str | None = Field(
-        default=None, description="With dvc: the git revision whose data to use (default: the workspace)."
+        default=None,
+        description="With dvc: the git revision whose data to use (default: the workspace).",
     )
     repo: str | None = Field(
         default=None, description="With dvc: the DVC repository (a path or git URL)."
@@ -114,6 +122,11 @@ class PipelineFileModel(_Strict):
     )
     settings: PipelineSettingsModel = Field(default_factory=PipelineSettingsModel)
     stack: str | None = Field(None, description="The stack to run on (default: the active stack).")
+    model: dict[str, Any] | str | None = Field(
+        None,
+        description="The model whose version each run creates or uses: {name, version, "
+        "description, license, tags}; version: a number, stage, 'latest' or a name.",
+    )
     outputs: dict[str, str] = Field(
         default_factory=dict,
         description="Name -> 'step' or 'step.output': what calling this pipeline inside another "
@@ -285,7 +298,11 @@ def load_pipeline(path: str | Path) -> YamlPipeline:
         spec,
         functions,
         name=spec.name,
-        config=RunConfig(enable_cache=model.settings.enable_cache, stack=model.stack),
+        config=RunConfig(
+            enable_cache=model.settings.enable_cache,
+            stack=model.stack,
+            model=Model.from_value(model.model) if model.model is not None else None,
+        ),
         description=model.description,
         outputs=outputs,
     )

@@ -159,8 +159,10 @@ def test_external_artifact_references_round_trip_and_are_checked() -> None:
     assert str(ExternalArtifact("data:3")) == "data:3"
     assert ExternalArtifact("data:latest") == ExternalArtifact("data")
     assert ExternalArtifact(id="ab12cd").to_dict() == {"artifact_id": "ab12cd"}
-    with pytest.raises(PipelineDefinitionError, match="not supported yet"):
-        ExternalArtifact("model@production")
+    # "name@stage": that artifact of a model's version (tests/unit/test_models.py)
+    assert ExternalArtifact("model@production").model_version == "production"
+    with pytest.raises(PipelineDefinitionError, match="name@stage"):
+        ExternalArtifact("model:1@production")
     with pytest.raises(PipelineDefinitionError, match="must be a number"):
         ExternalArtifact("data:x1")
     with pytest.raises(PipelineDefinitionError, match="one reference"):
@@ -345,7 +347,7 @@ def test_migrating_a_0002_store_keeps_ids_and_numbers_and_starts_the_counters(
         counters = dict(conn.execute("SELECT name, last_version FROM artifacts"))
         revision = conn.execute("SELECT version_num FROM alembic_version").fetchone()[0]
     assert counters == {"train_set": 3, "empty": 0}
-    assert revision == schema.HEAD_REVISION == "0003"
+    assert revision == schema.HEAD_REVISION  # upgraded to the newest
     # the next version continues after the highest number
     from gristmill.store.sql.versions import claim_version_number
 

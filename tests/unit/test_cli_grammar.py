@@ -86,7 +86,10 @@ def test_aliases_are_hidden_in_group_help() -> None:
             ["artifacts", "zzz"],
             "no such command `gristmill artifacts zzz` (commands: lineage, list, load, show)",
         ),
-        (["zzz"], "no such command `gristmill zzz` (commands: artifacts, component, info,"),
+        (
+            ["zzz"],
+            "no such command `gristmill zzz` (commands: artifacts, component, experiments, info,",
+        ),
         (["pipline"], "did you mean `gristmill pipeline`?"),
     ],
 )

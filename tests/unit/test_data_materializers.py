@@ -120,6 +120,29 @@ def test_spark_frame_between_steps_is_parquet_and_lazy(spark: Any) -> None:
     assert sorted(r.id for r in loaded.collect()) == list(range(50))
 
 
+def test_a_pandas_step_reads_a_spark_output_as_pandas(spark: Any) -> None:
+    """A Spark DataFrame feeding an input annotated ``pd.DataFrame`` passes compile and arrives
+    as pandas, read from the Parquet Spark wrote (no pickle, no conversion step)."""
+    from pyspark.sql import DataFrame as SparkDataFrame
+
+    @step
+    def prepare(rows: int = 20) -> Annotated[SparkDataFrame, "prepared"]:
+        return spark.range(rows).withColumnRenamed("id", "x").repartition(2)
+
+    @step
+    def total(prepared: pd.DataFrame) -> int:
+        assert isinstance(prepared, pd.DataFrame)
+        return int(prepared["x"].sum())
+
+    @pipeline(name="spark_to_pandas")
+    def flow() -> None:
+        total(prepare())
+
+    run = flow()
+    assert run.steps["total"].output().load() == sum(range(20))
+    assert run.steps["prepare"].outputs["prepared"].materializer == "spark"
+
+
 def test_spark_content_hash_is_stable_and_downstream_hits_the_cache(spark: Any) -> None:
     prep = spark_pipeline(spark)
     first = prep()

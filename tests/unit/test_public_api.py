@@ -4,10 +4,15 @@ import sys
 import gristmill
 
 PINNED = [
+    "ArtifactConfig",
     "ArtifactVersion",
     "Client",
+    "DVCPath",
     "ExternalArtifact",
     "GristmillError",
+    "Model",
+    "ModelStages",
+    "ModelVersion",
     "Pipeline",
     "Retry",
     "Run",
@@ -22,6 +27,8 @@ PINNED = [
     "get_step_context",
     "load_pipeline",
     "log_metadata",
+    "log_metric",
+    "log_metrics",
     "pipeline",
     "step",
 ]

@@ -25,6 +25,9 @@ from gristmill.errors import (
 from gristmill.store import (
     LineageReader,
     MetadataStore,
+    MetricReader,
+    MetricWriter,
+    ModelRegistry,
     NewArtifactVersion,
     RunDeleter,
     RunReader,
@@ -86,7 +89,17 @@ def _step(run: RunRecord, name: str = "a") -> StepRunRecord:
 
 
 def test_the_metadata_store_is_the_sum_of_small_capabilities(store: SQLStore) -> None:
-    capabilities = (RunWriter, RunReader, RunDeleter, LineageReader, StackCatalog, SecretVault)
+    capabilities = (
+        RunWriter,
+        RunReader,
+        RunDeleter,
+        LineageReader,
+        StackCatalog,
+        SecretVault,
+        MetricWriter,
+        MetricReader,
+        ModelRegistry,
+    )
     assert all(issubclass(MetadataStore, c) for c in capabilities)
     assert all(isinstance(store, c) for c in capabilities)
     # pinned: a REST client implements exactly these; no method belongs to two capabilities
@@ -102,6 +115,7 @@ def test_the_metadata_store_is_the_sum_of_small_capabilities(store: SQLStore) ->
             "mark_running",
             "publish_step_run",
             "reap_dead_runs",
+            "register_artifact_version",
             "stop_step_runs",
         ],
         "RunReader": [
@@ -133,8 +147,26 @@ def test_the_metadata_store_is_the_sum_of_small_capabilities(store: SQLStore) ->
             "save_stack",
         ],
         "SecretVault": ["delete_secret", "get_secret", "list_secrets", "save_secret"],
+        "MetricWriter": ["add_metric_points"],
+        "MetricReader": ["list_experiments", "metric_history", "metric_names"],
+        "ModelRegistry": [
+            "create_model_version",
+            "delete_model",
+            "delete_model_version",
+            "find_models_with_artifact",
+            "get_model",
+            "get_model_version",
+            "get_stage_history",
+            "link_model_artifacts",
+            "list_model_artifacts",
+            "list_model_versions",
+            "list_models",
+            "save_model",
+            "set_model_version_stage",
+        ],
     }
-    assert len(MetadataStore.__abstractmethods__) == 39
+    # + register_artifact_version, ModelRegistry, MetricWriter and MetricReader
+    assert len(MetadataStore.__abstractmethods__) == 39 + 1 + 13 + 4
 
 
 def test_a_capability_can_be_implemented_alone() -> None:

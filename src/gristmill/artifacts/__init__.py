@@ -11,6 +11,7 @@ from typing import Any
 from gristmill.artifacts.materializers.base import (
     MAX_VISUALIZATION_BYTES,
     CannotMaterialize,
+    LoadsAs,
     candidates_for,
     data_type_name,
     materializer_named,
@@ -107,8 +108,11 @@ def load_artifact(
     materializer_name: str,
     data_type: str,
     content_hash: str | None = None,
+    *,
+    as_type: type | None = None,
 ) -> Any:
-    """Load the value stored at ``uri``.
+    """Load the value stored at ``uri`` (as ``as_type`` when the consuming step asks for a type
+    its materializer converts to, e.g. a Spark DataFrame as pandas).
 
     Pickled data (which runs code when loaded) is loaded from a store not marked trusted only
     when its bytes match ``content_hash``, the hash the metadata store recorded when gristmill
@@ -135,6 +139,12 @@ def load_artifact(
                 "GRISTMILL_ALLOW_PICKLE=1 or mark the store trusted (trusted=true in its settings)"
             )
     try:
+        if (
+            as_type is not None
+            and isinstance(materializer, LoadsAs)
+            and materializer.loads_as(as_type)
+        ):
+            return materializer.load_as(directory, data_type, as_type)
         return materializer.load(directory, data_type)
     except (OSError, ValueError, TypeError, ImportError, AttributeError) as exc:
         raise MaterializerError(

@@ -53,8 +53,8 @@ class DVCPointer:
 
 def _dvc() -> Any:
     try:
-        import dvc.api
-        import dvc.repo  # noqa: F401 - loaded here so a missing package fails in one place
+        import dvc.api  # type: ignore[import-untyped,import-not-found,unused-ignore]
+        import dvc.repo  # type: ignore[import-untyped,import-not-found,unused-ignore]
     except ImportError as exc:
         raise MissingIntegrationError("dvc", "dvc", "a DVCPath step input") from exc
     return dvc.api
@@ -76,8 +76,10 @@ def locate(path: str, *, rev: str | None = None, repo: str | None = None) -> DVC
             info = fs.info(path)
         except FileNotFoundError:
             info = None
-        md5 = info.get("md5") if info else None
-        if not md5 or not info or not info.get("isdvc"):
+        # The entry DVC recorded (a .dvc file or dvc.lock output), not the workspace file.
+        entry: dict[str, Any] = (info or {}).get("dvc_info") or {}
+        md5 = entry.get("md5")
+        if not md5 or not info or not entry.get("isdvc"):
             raise NotFoundError(
                 f"{pointer.label()} is not tracked by DVC (no .dvc file or dvc.lock entry names "
                 f"it{'' if info else ', and there is no such path'}): run `dvc add {path}` "
@@ -130,9 +132,9 @@ def workspace_md5(pointer: DVCPointer, hash_name: str = "md5") -> str | None:
     """The md5 DVC computes for the workspace data of ``pointer`` (a folder's ends in
     ``.dir``), None when it is missing."""
     _dvc()
-    from dvc.repo import Repo
-    from dvc_data.hashfile.build import build
-    from dvc_objects.fs.local import LocalFileSystem
+    from dvc.repo import Repo  # type: ignore[import-untyped,import-not-found,unused-ignore]
+    from dvc_data.hashfile.build import build  # type: ignore[import-untyped,import-not-found,unused-ignore]
+    from dvc_objects.fs.local import LocalFileSystem  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
     root = _repository_root(pointer.repo)
     local = root / pointer.path
@@ -140,9 +142,9 @@ def workspace_md5(pointer: DVCPointer, hash_name: str = "md5") -> str | None:
         return None
     with Repo(str(root)) as repo:
         odb = repo.cache.legacy if hash_name == "md5-dos2unix" else repo.cache.local
-        _, _, obj = build(
-            odb, str(local), LocalFileSystem(), hash_name, ignore=repo.dvcignore, dry_run=True
-        )
+        local_fs: Any = LocalFileSystem()  # type: ignore[no-untyped-call,unused-ignore]
+        # dry_run: hash only; nothing is written to DVC's cache.
+        _, _, obj = build(odb, str(local), local_fs, hash_name, ignore=repo.dvcignore, dry_run=True)
     return str(obj.hash_info.value)
 
 
@@ -178,7 +180,7 @@ def _fetch(pointer: DVCPointer, target: Path) -> None:
         try:
             fs = api.DVCFileSystem(pointer.repo, rev=pointer.rev)
             try:
-                md5 = fs.info(pointer.path).get("md5")
+                md5 = (fs.info(pointer.path).get("dvc_info") or {}).get("md5")
                 if md5 != pointer.md5:
                     raise DataVersionError(
                         f"{pointer.label()} now records md5 {md5}, not the md5 {pointer.md5} "
@@ -216,7 +218,7 @@ def _make_read_only(path: Path) -> None:
 
 def _remove(path: Path) -> None:
     def writable(function: Any, name: str, _: Any) -> None:
-        os.chmod(name, stat.S_IRWXU)
+        Path(name).chmod(stat.S_IRWXU)
         function(name)
 
     if path.exists():
@@ -225,7 +227,7 @@ def _remove(path: Path) -> None:
 
 def _repository_root(repo: str | None) -> Path:
     _dvc()
-    from dvc.repo import Repo
+    from dvc.repo import Repo  # type: ignore[import-untyped,import-not-found,unused-ignore]
 
     try:
         return Path(Repo.find_root(repo))
@@ -242,13 +244,13 @@ def _git_rev(repo: Any) -> str | None:
 
 
 def _hash_name(info: dict[str, Any]) -> str:
-    entry = info.get("dvc_info", {}).get("entry")
+    entry = (info.get("dvc_info") or {}).get("entry")
     name = getattr(getattr(entry, "hash_info", None), "name", None)
     return str(name) if name else "md5"
 
 
 def _repository(repo: str | None, rev: str | None) -> str:
-    text = f"the DVC repository {repo}" if repo else "the DVC repository around " + os.getcwd()
+    text = f"the DVC repository {repo}" if repo else f"the DVC repository around {Path.cwd()}"
     return text + (f" at revision {rev}" if rev else "")
 
 

@@ -48,9 +48,19 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "runs": ("gristmill.cli.runs:runs", "List, inspect, compare and delete runs.", "Records"),
     "steps": ("gristmill.cli.runs:steps", "Inspect step runs (logs).", "Records"),
+    "experiments": (
+        "gristmill.cli.experiments:experiments",
+        "List experiments (runs grouped for comparison).",
+        "Records",
+    ),
     "artifacts": (
         "gristmill.cli.artifacts:artifacts",
         "List, inspect and load artifact versions; their lineage.",
+        "Records",
+    ),
+    "models": (
+        "gristmill.cli.models:models",
+        "Models: versions, stages (promote), artifacts; register, delete.",
         "Records",
     ),
     "pipelines": (
@@ -84,8 +94,10 @@ SECTIONS = ("Workflow", "Records", "Configuration")
 # Other spellings: a noun's other number, and commands that moved under their noun.
 ALIASES: dict[str, str] = {
     "step": "steps",
+    "experiment": "experiments",
     "artifact": "artifacts",
     "pipeline": "pipelines",
+    "model": "models",
     "stacks": "stack",
     "components": "component",
     "secrets": "secret",

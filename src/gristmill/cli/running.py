@@ -153,6 +153,7 @@ class _Progress(RunListener):
 @click.option("--max-workers", type=int, help="Parallel steps for local_parallel.")
 @click.option("--run-name", help="Run name or template ({pipeline}, {date}, {time}, {id}).")
 @click.option("--tag", "tags", multiple=True, help="Tag for the run (repeatable).")
+@click.option("--experiment", help="Experiment to group the run in (default: the pipeline's name).")
 @click.option("--json", "as_json", is_flag=True, help="Print the run as JSON when done.")
 @handles_errors
 def run(
@@ -165,6 +166,7 @@ def run(
     max_workers: int | None,
     run_name: str | None,
     tags: tuple[str, ...],
+    experiment: str | None,
     as_json: bool,
 ) -> None:
     """Run the pipeline TARGET (MODULE:PIPELINE, FILE.py:PIPELINE or pipeline.yaml) on the
@@ -192,6 +194,8 @@ def run(
         options["run_name"] = run_name
     if tags:
         options["tags"] = list(tags)
+    if experiment:
+        options["experiment"] = experiment
     if orchestrator or max_workers:
         spec: dict[str, Any] = {"flavor": orchestrator or "local_parallel"}
         if max_workers:

@@ -1,4 +1,4 @@
-"""``gristmill runs list/show/diff/reap/delete``, ``gristmill steps logs``. Only ``runs reap`` and
+"""``gristmill runs list/show/diff/compare/reap/delete``, ``gristmill steps logs``. Only ``runs reap`` and
 ``runs delete`` write."""
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from gristmill.cli._output import (
     when,
     write_text,
 )
+from gristmill.cli.experiments import compare_runs
 from gristmill.cli.reproduce import diff
 
 
@@ -144,19 +145,27 @@ def runs() -> None:
     "--status",
     type=click.Choice(["pending", "running", "completed", "failed", "cached", "stopped"]),
 )
+@click.option("--experiment", help="Only runs of this experiment.")
 @click.option("--limit", default=20, show_default=True, help="How many runs.")
 @click.option("--offset", default=0, help="Skip this many (for paging).")
 @json_option
 @handles_errors
 def list_runs(
-    pipeline: str | None, status: str | None, limit: int, offset: int, as_json: bool
+    pipeline: str | None,
+    status: str | None,
+    experiment: str | None,
+    limit: int,
+    offset: int,
+    as_json: bool,
 ) -> None:
     """Runs, newest first.
 
     A run whose process died shows as running until `gristmill runs reap` (or the next
     pipeline run) marks it failed: listing never changes the store."""
     client = _client()
-    found = client.list_runs(pipeline=pipeline, status=status, limit=limit, offset=offset)
+    found = client.list_runs(
+        pipeline=pipeline, status=status, limit=limit, offset=offset, experiment=experiment
+    )
     if as_json:
         print_json([r.to_dict() for r in found])
         return
@@ -175,7 +184,7 @@ def list_runs(
             escape(r.id[:12]),
         )
     console().print(listing)
-    total = client.count_runs(pipeline=pipeline, status=status)
+    total = client.count_runs(pipeline=pipeline, status=status, experiment=experiment)
     if total > offset + len(found):
         console().print(
             f"[dim]{offset + len(found)} of {total} shown; --offset {offset + len(found)} for more[/]"
@@ -338,3 +347,4 @@ def step_logs(run: str, step: str) -> None:
 
 
 runs.add_command(diff, "diff")
+runs.add_command(compare_runs, "compare")

@@ -9,14 +9,14 @@ import contextvars
 import sys
 import time
 import types
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 from gristmill.errors import GristmillError, InvalidMetadataError
 from gristmill.options import StepOptions
-from gristmill.store import ArtifactVersionRecord, Entity
+from gristmill.store import ArtifactVersionRecord, Entity, MetricPoint
 
 
 class InputArtifact:
@@ -95,6 +95,14 @@ class StepContext:
     input_versions: Mapping[str, ArtifactVersionRecord] = field(default_factory=dict)
     output_uris: dict[str, str] = field(default_factory=dict)
     pending_metadata: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    # The model version this step's outputs belong to, if the step or pipeline has a model.
+    model_version_id: str | None = None
+    model_factory: Callable[[], Any] | None = field(default=None, repr=False)
+
+    # Metric points logged by ``log_metric``, written with the step's outcome (completed or
+    # failed); ``metric_steps``: the next step number of each name in this step run.
+    pending_metrics: list[MetricPoint] = field(default_factory=list)
+    metric_steps: dict[str, int] = field(default_factory=dict)
 
     @cached_property
     def inputs(self) -> Mapping[str, InputArtifact]:
@@ -102,6 +110,19 @@ class StepContext:
         return types.MappingProxyType(
             {name: InputArtifact(record) for name, record in self.input_versions.items()}
         )
+
+    @cached_property
+    def model(self) -> Any:
+        """The model version this run's outputs are linked to (a
+        ``gristmill.models.registry.ModelVersion``: ``.name``, ``.version``, ``.number``,
+        ``.get_artifact(...)``, ``.log_metadata(...)``); a GristmillError when neither the
+        step nor the pipeline has a model."""
+        if self.model_factory is None:
+            raise GristmillError(
+                f"step '{self.step_name}' runs without a model: give the pipeline or the step "
+                "one, e.g. @pipeline(model=Model(name='...')) or @step(model=...)"
+            )
+        return self.model_factory()
 
 
 _current: contextvars.ContextVar[StepContext | None] = contextvars.ContextVar(
@@ -139,6 +160,9 @@ def log_metadata(
     run: str | None = None,
     step_run: str | None = None,
     artifact_version: str | None = None,
+    model: Any = None,
+    model_version: str | int | None = None,
+    infer_model: bool = False,
 ) -> None:
     """Attach metadata (metrics, parameters, notes: JSON values) to tracked entities.
 
@@ -147,6 +171,12 @@ def log_metadata(
     ``step_run=`` (id) or ``artifact_version=`` (id, ``NAME`` or ``NAME:VERSION``).
     Inside a step the values are written with the step's outputs, in the same transaction.
     Secret values this process resolved are recorded as ``***``.
+
+    Model versions: inside a step of a run with a model, ``infer_model=True`` attaches the
+    values to the run's model version (with the step's outputs). ``model=`` names one
+    anywhere: a ``ModelVersion`` (``get_step_context().model``, the Client's), a ``Model``
+    (its ``version``, else the latest), or a model name with ``model_version=`` (a number,
+    stage, name or "latest"; the latest by default); written at once.
     """
     from gristmill.store.metadata_values import metadata_value
 
@@ -157,6 +187,22 @@ def log_metadata(
     if secrets is not None:
         values = secrets.redact_value(values)
     context = _current.get()
+    if infer_model and model is None:
+        if context is None:
+            raise InvalidMetadataError(
+                "log_metadata(infer_model=True) outside a step: name the model with model=..."
+            )
+        if context.model_version_id is None:
+            raise InvalidMetadataError(
+                f"log_metadata(infer_model=True) in step '{context.step_name}': the run has no "
+                "model; give the pipeline or step a Model, or name one with model=..."
+            )
+        context.pending_metadata.append((Entity.MODEL_VERSION, context.model_version_id, values))
+        return
+    if model is not None:
+        _log_model_metadata(values, model, model_version)
+        if run is None and step_run is None and artifact_version is None:
+            return
     explicit = run is not None or step_run is not None or artifact_version is not None
     if context is not None and not explicit:
         if artifact is not None:
@@ -187,3 +233,25 @@ def log_metadata(
         store.add_metadata(
             Entity.ARTIFACT_VERSION, store.get_artifact_version(artifact_version).id, values, now
         )
+
+
+def _log_model_metadata(values: dict[str, Any], model: Any, version: str | int | None) -> None:
+    """Write metadata on a model version named by a ModelVersion object, a Model or a name."""
+    target_id = getattr(model, "id", None)
+    if target_id is not None and hasattr(model, "number"):  # a ModelVersion of the registry
+        model.log_metadata(values)
+        return
+    from gristmill.models.definition import Model, ModelStages
+    from gristmill.project import find_project
+
+    if isinstance(model, Model):
+        name, ref = model.name, version if version is not None else model.version
+    elif isinstance(model, str):
+        name, ref = model, version
+    else:
+        raise InvalidMetadataError(
+            f"log_metadata(model={model!r}): give a ModelVersion, a gristmill.Model or a model name"
+        )
+    store = find_project().store()
+    found = store.get_model_version(name, ModelStages.LATEST if ref is None else ref)
+    store.add_metadata(Entity.MODEL_VERSION, found.id, values, time.time())

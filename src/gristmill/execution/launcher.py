@@ -24,7 +24,8 @@ from gristmill.execution.caching import cache_key
 from gristmill.execution.context import StepContext, reset_context, set_context
 from gristmill.execution.inputs import check_cache_hit
 from gristmill.execution.logs import capture_logs
-from gristmill.execution.plan import returned_value_problem
+from gristmill.execution.models import link_outputs
+from gristmill.execution.plan import plain_class, returned_value_problem
 from gristmill.store import (
     ArtifactVersionRecord,
     CacheHit,
@@ -119,6 +120,20 @@ def launch_step(run: RunContext, step_id: str) -> StepOutcome:
             raise  # SystemExit: recorded, then let through
         return StepOutcome(step_id, Status.FAILED, exc, recorded)
     run.record_outputs(step_id, outputs)
+    version = run.model_versions.get(step_id)
+    if version is not None and outputs:
+        try:
+            link_outputs(run.store, plan, version, outputs)
+        except Exception as exc:  # the step's outputs are published; say what is missing
+            logger.error(
+                "step '%s' completed, but its outputs could not be linked to model %s version "
+                "%s: %s: %s",
+                step_id,
+                version.model_name,
+                version.name or version.number,
+                type(exc).__name__,
+                redact(str(exc)),
+            )
     if status == Status.COMPLETED:
         _run_hook(plan.options.on_success, step_id, "on_success", None, progress.context)
     return StepOutcome(step_id, status)
@@ -178,6 +193,8 @@ def _launch(
         settings=dict(plan.settings),
         options=plan.options,
         input_versions=inputs,
+        model_version_id=version.id if (version := run.model_versions.get(plan.id)) else None,
+        model_factory=_model_factory(run, plan.id),
     )
     token = set_context(context)
     try:
@@ -186,7 +203,12 @@ def _launch(
             kwargs = dict(plan.parameters)
             for arg, av in inputs.items():
                 kwargs[arg] = load_artifact(
-                    run.artifact_store, av.uri, av.materializer, av.data_type, av.content_hash
+                    run.artifact_store,
+                    av.uri,
+                    av.materializer,
+                    av.data_type,
+                    av.content_hash,
+                    as_type=plain_class(plan.step.inputs[arg].annotation),
                 )
             result, progress.attempts = _call_with_retries(plan, context, kwargs)
             values = _split_outputs(plan, result)
@@ -205,7 +227,7 @@ def _launch(
                     data_type=saved.data_type,
                     size=saved.content.size,
                     preview=redact(saved.preview),
-                    metadata=_redact_value(saved.metadata),
+                    metadata=_redact_value(_with_tags(saved.metadata, plan, name)),
                 )
         logs_uri = _save_logs(run, plan, log_buffer.getvalue())
         run.monitor.done(plan.step_run_id)
@@ -218,10 +240,35 @@ def _launch(
             metadata=context.pending_metadata,
             attempts=progress.attempts,
             logs_uri=logs_uri,
+            metrics=context.pending_metrics,
         )
     finally:
         reset_context(token)
     return Status.COMPLETED, published
+
+
+def _with_tags(metadata: dict[str, Any], plan: StepPlan, output: str) -> dict[str, Any]:
+    """An output's metadata with the tags its ``ArtifactConfig`` gives."""
+    declared = plan.spec.outputs.get(output)
+    if declared is None or not declared.tags:
+        return metadata
+    return {**metadata, "tags": list(declared.tags)}
+
+
+def _model_factory(run: RunContext, step_id: str) -> Any:
+    """What builds ``get_step_context().model`` when a step asks for it: the step's model
+    version as the Client shows it (reading through this run's stores)."""
+    record = run.model_versions.get(step_id)
+    if record is None:
+        return None
+
+    def build() -> Any:
+        from gristmill.client import Client
+        from gristmill.models.registry import ModelVersion
+
+        return ModelVersion(Client(store=run.store, artifact_store=run.artifact_store), record)
+
+    return build
 
 
 def step_line(plan: StepPlan, frames: Iterable[tuple[FrameType, int]]) -> str | None:
@@ -363,6 +410,7 @@ def _record_interruption(run: RunContext, plan: StepPlan, progress: _Progress) -
             if context is None
             else [m for m in context.pending_metadata if m[0] != Entity.ARTIFACT_VERSION],
             status=Status.STOPPED,
+            metrics=context.pending_metrics if context is not None else (),
         )
     except Exception as exc:
         logger.debug("could not record the interruption of step '%s': %s", plan.id, exc)
@@ -392,6 +440,7 @@ def _record_failure(
             metadata=[]
             if context is None
             else [m for m in context.pending_metadata if m[0] != Entity.ARTIFACT_VERSION],
+            metrics=context.pending_metrics if context is not None else (),
         )
         recorded = True
     except Exception as record_exc:

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from gristmill._source import import_source, source_id
-from gristmill.artifacts.materializers.base import materializer_key
+from gristmill.artifacts.materializers.base import converts_to, materializer_key
 from gristmill.errors import (
     ConfigError,
     ParameterError,
@@ -287,9 +287,11 @@ def _compatible(produced: Any, expected: Any) -> bool:
     if expected is float and produced is int:
         return True
     try:
-        return issubclass(produced, expected) or issubclass(expected, produced)
+        if issubclass(produced, expected) or issubclass(expected, produced):
+            return True
     except TypeError:
         return True
+    return converts_to(produced, expected)
 
 
 def returned_value_problem(value: Any, annotation: Any) -> str | None:

@@ -18,11 +18,19 @@ from gristmill.execution import logs
 from gristmill.execution.environment import EnvironmentProbe
 from gristmill.execution.inputs import attach_external_inputs, resolve_external_inputs
 from gristmill.execution.launcher import StepOutcome, launch_step, redact, step_line
+from gristmill.execution.models import resolve_models
 from gristmill.execution.plan import RunPlan
 from gristmill.options import STEP_DEFAULTS
 from gristmill.project import Project
 from gristmill.stacks import Stack
-from gristmill.store import ArtifactVersionRecord, MetadataStore, RunRecord, Status, StepRunRecord
+from gristmill.store import (
+    ArtifactVersionRecord,
+    MetadataStore,
+    ModelVersionRecord,
+    RunRecord,
+    Status,
+    StepRunRecord,
+)
 from gristmill.store.base import HEARTBEAT_SECONDS
 from gristmill.store.ids import pipeline_version_id
 
@@ -74,6 +82,8 @@ class RunContext:
         self._logs_installed = False
         # Steps the user interrupted (Ctrl-C) → where their code was (file:line), if known.
         self.interrupted_steps: dict[str, str | None] = {}
+        # Step id → the model version its outputs are linked to (steps with a model only).
+        self.model_versions: dict[str, ModelVersionRecord] = {}
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -81,8 +91,16 @@ class RunContext:
         """Record the run and its pending step runs; start the heartbeat."""
         plan = self.plan
         # Before anything is recorded: an unknown artifact version is an error at the start.
-        resolved = resolve_external_inputs(plan, self.store, self.artifact_store)
+        data: dict[str, dict[str, dict[str, Any]]] = {}
+        resolved = resolve_external_inputs(plan, self.store, self.artifact_store, data)
         now = time.time()
+        # The model versions the steps' outputs belong to (a new one for version=None).
+        self.model_versions = resolve_models(plan, self.store, at=now)
+        config = resolved_config(plan, resolved, data)
+        if self.model_versions:
+            config["resolved_models"] = {
+                step_id: [v.model_name, v.id] for step_id, v in self.model_versions.items()
+            }
         self._probe = EnvironmentProbe(self.artifact_store)
         version_id = pipeline_version_id(plan.spec.name, plan.spec.hash)
         record = RunRecord(
@@ -98,10 +116,11 @@ class RunContext:
             pid=os.getpid(),
             orchestrator=self.orchestrator,
             stack=self.stack.to_dict(),
-            config=resolved_config(plan, resolved),
+            config=config,
             environment=self._probe.basic,
             tags=list(plan.config.tags),
             spec_hash=plan.spec.hash,
+            experiment=plan.config.experiment or plan.spec.name,
         )
         steps = [
             StepRunRecord(
@@ -246,13 +265,16 @@ class RunContext:
             if step_run.name in plan.steps:
                 plan.steps[step_run.name].step_run_id = step_run.id
         stack = Stack.from_dict(record.stack)
-        return cls(
+        context = cls(
             plan,
             store=store,
             artifact_store=project.artifact_store(stack),
             stack=stack,
             orchestrator=record.orchestrator or "unknown",
         )
+        for step_id, (model_name, version_id) in record.config.get("resolved_models", {}).items():
+            context.model_versions[step_id] = store.get_model_version(model_name, version_id)
+        return context
 
     def _collect_remote_outcomes(self) -> None:
         """Steps launched by other processes (remote orchestrators) count with the status
@@ -324,13 +346,17 @@ class RunContext:
 
 
 def resolved_config(
-    plan: RunPlan, artifacts: dict[str, dict[str, str]] | None = None
+    plan: RunPlan,
+    artifacts: dict[str, dict[str, str]] | None = None,
+    data: dict[str, dict[str, dict[str, Any]]] | None = None,
 ) -> dict[str, Any]:
     """What a run records as its configuration: what was asked for, and what it resolved to.
     Per step, only the options that differ from the defaults (cache on, no retries, logs on,
     no settings, no version): a 10,000-step run would otherwise carry megabytes of defaults.
     Each step's resolved parameters are recorded with its step run; the artifact versions its
-    external inputs resolved to (step → argument → version id) under ``resolved_artifacts``."""
+    external inputs resolved to (step → argument → version id) under ``resolved_artifacts``;
+    what DVC recorded for its DVC inputs (step → argument → path, md5, rev, git commit) under
+    ``resolved_data``."""
     defaults = STEP_DEFAULTS.to_spec()
     resolved_steps = {}
     for step_id, p in plan.steps.items():
@@ -344,10 +370,18 @@ def resolved_config(
     }
     if artifacts:
         resolved["resolved_artifacts"] = artifacts
+    if data:
+        resolved["resolved_data"] = data
     return resolved
 
 
-RESOLVED_KEYS = ("resolved_parameters", "resolved_steps", "resolved_artifacts")
+RESOLVED_KEYS = (
+    "resolved_parameters",
+    "resolved_steps",
+    "resolved_artifacts",
+    "resolved_data",
+    "resolved_models",
+)
 
 
 class _Monitor:

@@ -1,5 +1,5 @@
 """The metadata store interface, one small ABC per capability (writing runs, reading them,
-lineage, stacks and components, secrets); ``MetadataStore`` is all of them. Everything
+lineage, stacks and components, secrets, metric series); ``MetadataStore`` is all of them. Everything
 gristmill records or reads goes through these, whether the store is a database (``SQLStore``)
 or a gristmill server. No SQLAlchemy here: implementations wrap their own errors into
 ``StoreError`` / ``NotFoundError`` before they cross this interface."""
@@ -15,14 +15,20 @@ from gristmill.store.records import (
     ArtifactVersionRecord,
     CacheHit,
     ComponentRecord,
+    ExperimentRecord,
     LineageGraph,
     MetadataRecord,
+    MetricPoint,
+    ModelArtifactLink,
+    ModelRecord,
+    ModelVersionRecord,
     NewArtifactVersion,
     PipelineRecord,
     RunDeletion,
     RunRecord,
     SecretRecord,
     StackRecord,
+    StageChange,
     StepRunRecord,
     StepStart,
 )
@@ -73,10 +79,22 @@ class RunWriter(abc.ABC):
         attempts: int = 1,
         cached_from: str | None = None,
         logs_uri: str | None = None,
+        metrics: Sequence[MetricPoint] = (),
     ) -> dict[str, ArtifactVersionRecord]:
         """Atomically: record how the step started (inputs, cache key, ...), create (or reuse)
         the output artifact versions, link them, attach the metadata ``(entity_type, entity_id
-        or output name, values)`` and set the final status."""
+        or output name, values)``, record the metric points the step logged (each name's last
+        value also as metadata of the step run and its run, see ``MetricWriter``) and set the
+        final status."""
+
+    @abc.abstractmethod
+    def register_artifact_version(
+        self, new: NewArtifactVersion, *, at: float
+    ) -> ArtifactVersionRecord:
+        """A new version of ``new.artifact_name`` that no step run produced (data from outside
+        the pipelines, such as a DVC-tracked file), with its metadata; the bytes are already
+        stored at ``new.uri``. Step runs that read it list it as an input, so lineage reaches
+        it; deleting runs keeps it."""
 
     @abc.abstractmethod
     def fail_step_run(
@@ -90,9 +108,11 @@ class RunWriter(abc.ABC):
         logs_uri: str | None = None,
         metadata: Sequence[tuple[str, str, Mapping[str, Any]]] = (),
         status: str = "failed",
+        metrics: Sequence[MetricPoint] = (),
     ) -> None:
         """Record how a step run that did not complete ended: ``failed`` with its error, or
-        ``stopped`` (interrupted) with the reason, keeping its inputs, logs and metadata."""
+        ``stopped`` (interrupted) with the reason, keeping its inputs, logs, metadata and the
+        metric points it logged before it ended."""
 
     @abc.abstractmethod
     def stop_step_runs(
@@ -134,8 +154,8 @@ class RunDeleter(abc.ABC):
         self, run_ids: Sequence[str], *, force: bool = False, dry_run: bool = False
     ) -> RunDeletion:
         """In one transaction, delete the runs (ids), their step runs, those step runs' input
-        and output edges, the metadata and log rows of all of them, and the artifact versions
-        that only these runs produced and no other run used. A version these runs produced
+        and output edges, the metadata, metric points and log rows of all of them, and the
+        artifact versions that only these runs produced and no other run used. A version these runs produced
         that another run also lists as an output (a cache hit) stays, its producer becoming
         that run's step run; other runs' cache hits of deleted step runs lose ``cached_from``.
         Artifact bytes are not touched (they are content-addressed and may be shared).
@@ -162,11 +182,18 @@ class RunReader(abc.ABC):
         status: str | None = None,
         limit: int = 50,
         offset: int = 0,
+        experiment: str | None = None,
     ) -> list[RunRecord]:
         """Newest first."""
 
     @abc.abstractmethod
-    def count_runs(self, *, pipeline: str | None = None, status: str | None = None) -> int: ...
+    def count_runs(
+        self,
+        *,
+        pipeline: str | None = None,
+        status: str | None = None,
+        experiment: str | None = None,
+    ) -> int: ...
 
     @abc.abstractmethod
     def get_step_runs(self, run_id: str) -> list[StepRunRecord]: ...
@@ -279,7 +306,146 @@ class SecretVault(abc.ABC):
     def delete_secret(self, name: str) -> None: ...
 
 
-class MetadataStore(RunWriter, RunReader, RunDeleter, LineageReader, StackCatalog, SecretVault):
+class MetricWriter(abc.ABC):
+    """Records metric series outside a step's own transaction (a step's points are written
+    with its outcome: ``RunWriter.publish_step_run`` / ``fail_step_run``). Wherever points are
+    written, the last value of each name also becomes metadata of the run (and of the step
+    run, for points a step run logged), so listings that show metadata show it."""
+
+    @abc.abstractmethod
+    def add_metric_points(self, points: Sequence[MetricPoint]) -> None:
+        """Record points in one transaction; a point whose ``step`` is None gets the next step
+        of its name in its run (one more than the highest so far, 0 for the first).
+        NotFoundError for an unknown run."""
+
+
+class MetricReader(abc.ABC):
+    """Reads metric series and the experiments runs are grouped in."""
+
+    @abc.abstractmethod
+    def metric_history(
+        self, run_id: str, name: str, *, step_run_id: str | None = None
+    ) -> list[MetricPoint]:
+        """Every point of metric ``name`` in a run (or one of its step runs), by step, then in
+        the order they were logged; empty when there are none."""
+
+    @abc.abstractmethod
+    def metric_names(self, run_ids: Sequence[str]) -> dict[str, list[str]]:
+        """run id → the names of the metric series it has, sorted."""
+
+    @abc.abstractmethod
+    def list_experiments(self) -> list[ExperimentRecord]:
+        """Every experiment with its number of runs, most recently run first."""
+
+
+class ModelRegistry(abc.ABC):
+    """Models, their numbered (and optionally named) versions, the artifact versions linked to
+    each version, and stages (``staging`` and ``production`` held by one version of a model at
+    a time, ``archived`` by any number) with their history. Metadata of a version goes through
+    ``add_metadata``/``get_metadata`` with the entity type ``model_version``."""
+
+    @abc.abstractmethod
+    def save_model(
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        license: str | None = None,
+        tags: Sequence[str] = (),
+        details: Mapping[str, str] | None = None,
+        at: float,
+    ) -> ModelRecord:
+        """Create a model, or update the fields given (not None; tags are added)."""
+
+    @abc.abstractmethod
+    def get_model(self, name: str) -> ModelRecord:
+        """By name; NotFoundError (with the closest names) otherwise."""
+
+    @abc.abstractmethod
+    def list_models(self) -> list[ModelRecord]:
+        """Every model, by name."""
+
+    @abc.abstractmethod
+    def create_model_version(
+        self,
+        model_name: str,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        tags: Sequence[str] = (),
+        run_id: str | None = None,
+        at: float,
+    ) -> ModelVersionRecord:
+        """The model's next numbered version (numbers are never given twice), named ``name``
+        if given (StoreError if that name is taken). NotFoundError for an unknown model."""
+
+    @abc.abstractmethod
+    def get_model_version(self, model_name: str, ref: str | int) -> ModelVersionRecord:
+        """A version by number (``3`` or ``"3"``), stage (``"production"``), ``"latest"``,
+        name, or id; NotFoundError saying what the model has otherwise."""
+
+    @abc.abstractmethod
+    def list_model_versions(
+        self, model_name: str, *, stage: str | None = None
+    ) -> list[ModelVersionRecord]:
+        """Newest first; only those in ``stage`` if given."""
+
+    @abc.abstractmethod
+    def set_model_version_stage(
+        self,
+        model_version_id: str,
+        stage: str | None,
+        *,
+        force: bool = False,
+        user: str,
+        at: float,
+        note: str | None = None,
+    ) -> ModelVersionRecord:
+        """Move a version to ``stage`` (None or ``"none"``: out of every stage), recording
+        who and when. If another version holds an exclusive stage, StoreError naming it,
+        unless ``force``: that version is then archived (recorded in its history too)."""
+
+    @abc.abstractmethod
+    def get_stage_history(self, model_version_id: str) -> list[StageChange]:
+        """The version's stage changes, oldest first."""
+
+    @abc.abstractmethod
+    def link_model_artifacts(
+        self, model_version_id: str, links: Mapping[str, str], *, at: float
+    ) -> None:
+        """Link artifact versions (id → kind: model, data or deployment) to a model version;
+        a link that exists already keeps its kind."""
+
+    @abc.abstractmethod
+    def list_model_artifacts(self, model_version_id: str) -> list[ModelArtifactLink]:
+        """The artifact versions linked to a model version, in the order they were linked."""
+
+    @abc.abstractmethod
+    def find_models_with_artifact(self, artifact_name: str) -> list[str]:
+        """The names of the models that have a version linked to a version of this artifact."""
+
+    @abc.abstractmethod
+    def delete_model_version(self, model_version_id: str, *, force: bool = False) -> None:
+        """Delete a version with its links, stage history and metadata (the artifact
+        versions stay). Refused (StoreError) for a version in ``production`` unless ``force``."""
+
+    @abc.abstractmethod
+    def delete_model(self, name: str, *, force: bool = False) -> list[ModelVersionRecord]:
+        """Delete a model and all its versions (returned); refused (StoreError) while one is
+        in ``production`` unless ``force``."""
+
+
+class MetadataStore(
+    RunWriter,
+    RunReader,
+    RunDeleter,
+    LineageReader,
+    StackCatalog,
+    SecretVault,
+    MetricWriter,
+    MetricReader,
+    ModelRegistry,
+):
     """Every capability of a metadata store, at one URL. A new feature (model registry,
     deployments, users) adds a capability interface here rather than growing another one."""
 

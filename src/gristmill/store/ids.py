@@ -39,3 +39,12 @@ def stack_id(name: str) -> str:
 
 def secret_id(name: str) -> str:
     return hash_text(f"secret:{name}")[:32]
+
+
+def model_id(name: str) -> str:
+    return hash_text(f"model:{name}")[:32]
+
+
+def new_model_version_id() -> str:
+    """A fresh id: a version's number is per model, and a deleted number is never reused."""
+    return uuid.uuid4().hex

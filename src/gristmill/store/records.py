@@ -28,7 +28,8 @@ class Entity:
     RUN = "run"
     STEP_RUN = "step_run"
     ARTIFACT_VERSION = "artifact_version"
-    ALL = (RUN, STEP_RUN, ARTIFACT_VERSION)
+    MODEL_VERSION = "model_version"
+    ALL = (RUN, STEP_RUN, ARTIFACT_VERSION, MODEL_VERSION)
 
 
 @dataclass
@@ -51,6 +52,8 @@ class RunRecord:
     tags: list[str] = field(default_factory=list)
     error: str | None = None
     spec_hash: str | None = None
+    # The experiment the run belongs to; None when written: the pipeline's name.
+    experiment: str | None = None
 
 
 @dataclass
@@ -194,3 +197,82 @@ class RunDeletion:
     step_runs: int
     artifact_versions: list[ArtifactVersionRecord]
     kept_artifact_versions: list[ArtifactVersionRecord] = field(default_factory=list)
+
+
+@dataclass
+class MetricPoint:
+    """One point of a metric series: ``name`` at ``step`` (None when written: the next step
+    of that name in the run) had ``value`` at time ``at``, logged by a step run of run
+    ``run_id`` (``step_run_id`` None: logged on the run from outside a step)."""
+
+    run_id: str
+    name: str
+    step: int | None
+    value: float
+    at: float
+    step_run_id: str | None = None
+
+
+@dataclass
+class ExperimentRecord:
+    """An experiment: the runs grouped under one name (a pipeline's, by default)."""
+
+    name: str
+    run_count: int
+    first_run_at: float
+    last_run_at: float
+
+
+@dataclass
+class ModelRecord:
+    """A model in the registry: its description and model card fields (``details``)."""
+
+    id: str
+    name: str
+    created_at: float
+    updated_at: float
+    description: str | None = None
+    license: str | None = None
+    tags: list[str] = field(default_factory=list)
+    details: dict[str, str] = field(default_factory=dict)
+    version_count: int = 0
+    latest_version: int | None = None
+
+
+@dataclass
+class ModelVersionRecord:
+    """One version of a model: numbered per model, optionally named, in at most one stage
+    (``None`` when in none); ``run_id`` is the run that created it (None when registered by
+    hand, or once that run is deleted)."""
+
+    id: str
+    model_name: str
+    number: int
+    created_at: float
+    updated_at: float
+    name: str | None = None
+    stage: str | None = None
+    description: str | None = None
+    tags: list[str] = field(default_factory=list)
+    run_id: str | None = None
+
+
+@dataclass
+class StageChange:
+    """One entry of a model version's stage history: who moved it, when, from and to what."""
+
+    model_version_id: str
+    stage: str | None
+    previous_stage: str | None
+    user: str
+    at: float
+    note: str | None = None
+
+
+@dataclass
+class ModelArtifactLink:
+    """An artifact version linked to a model version, as a model, data or deployment artifact."""
+
+    artifact_version: ArtifactVersionRecord
+    kind: str
+    created_at: float

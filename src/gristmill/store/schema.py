@@ -28,7 +28,7 @@ metadata = MetaData(
 
 ID = String(32)
 # The Alembic revision that this module's tables correspond to (a test keeps them in step).
-HEAD_REVISION = "0003"
+HEAD_REVISION = "0005"
 
 pipelines = Table(
     "pipelines",
@@ -69,9 +69,12 @@ runs = Table(
     Column("environment", Text),
     Column("tags", Text),
     Column("error", Text),
+    # The experiment the run is grouped in (the pipeline's name unless chosen); migration 0004.
+    Column("experiment", String(255)),
     Index(None, "created_at"),
     Index(None, "pipeline_id", "created_at"),
     Index(None, "status"),
+    Index(None, "experiment", "created_at"),
 )
 
 step_runs = Table(
@@ -214,4 +217,84 @@ secrets = Table(
     Column("ciphertext", Text, nullable=False),
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+)
+
+# -- metric series (migration 0004) ----------------------------------------------------------------
+
+metric_points = Table(
+    "metric_points",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", ID, ForeignKey("runs.id"), nullable=False),
+    # None: logged on the run from outside a step.
+    Column("step_run_id", ID, ForeignKey("step_runs.id")),
+    Column("name", String(255), nullable=False),
+    Column("step", Integer, nullable=False),
+    # NULL is NaN (SQLite cannot keep a NaN); infinities are kept as they are.
+    Column("value", Float),
+    Column("created_at", Float, nullable=False),
+    # One series (a run's points of one name, by step) is one range of this index.
+    Index(None, "run_id", "name", "step"),
+)
+
+# -- model registry (migration 0005) ---------------------------------------------------------------
+
+models = Table(
+    "models",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(255), nullable=False, unique=True),
+    Column("description", Text),
+    Column("license", String(255)),
+    Column("tags", Text),
+    # Model card fields (audience, use_cases, limitations, trade_offs, ethics) as JSON.
+    Column("details", Text),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    # The highest version number given so far: a deleted version's number is never reused.
+    Column("last_version", Integer, nullable=False, server_default="0"),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("model_id", ID, ForeignKey("models.id"), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("name", String(255)),
+    # NULL: in no stage.
+    Column("stage", String(16)),
+    Column("description", Text),
+    Column("tags", Text),
+    # The run that created it. Not a foreign key: deleting that run keeps the version.
+    Column("run_id", ID),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    UniqueConstraint("model_id", "number"),
+    UniqueConstraint("model_id", "name"),
+    Index(None, "model_id", "stage"),
+)
+
+model_version_artifacts = Table(
+    "model_version_artifacts",
+    metadata,
+    Column("model_version_id", ID, ForeignKey("model_versions.id"), primary_key=True),
+    Column("artifact_version_id", ID, ForeignKey("artifact_versions.id"), primary_key=True),
+    # model, data or deployment
+    Column("kind", String(16), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Index(None, "artifact_version_id"),
+)
+
+model_stage_history = Table(
+    "model_stage_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model_version_id", ID, ForeignKey("model_versions.id"), nullable=False),
+    Column("stage", String(16)),
+    Column("previous_stage", String(16)),
+    Column("user", String(255), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("note", Text),
+    Index(None, "model_version_id"),
 )

@@ -122,6 +122,36 @@ def double(x: int) -> int:
 @pipeline
 def reuse():
     double(ExternalArtifact("busy.work.output:1"))
+
+@step
+def learn(epochs: int = 20) -> float:
+    from gristmill import log_metrics
+    for epoch in range(epochs):
+        log_metrics({"loss": 1.0 / (epoch + 1), "acc": epoch / epochs}, step=epoch)
+    return 1.0 / epochs
+
+@pipeline(experiment="conformance-experiment")
+def learning(epochs: int = 20):
+    learn(epochs)
+
+from gristmill import ArtifactConfig, Model, log_metadata
+
+@step
+def fit(k: int = 1) -> Annotated[dict, ArtifactConfig(name="conformance_clf", is_model_artifact=True)]:
+    log_metadata({"score": k / 10}, infer_model=True)
+    return {"k": k}
+
+@pipeline(model=Model(name="conformance_model", description="conformance"))
+def fitting(k: int = 1):
+    fit(k)
+
+@step
+def apply(clf: dict) -> int:
+    return clf["k"]
+
+@pipeline
+def applying():
+    apply(Model(name="conformance_model", version="production").get_artifact("conformance_clf"))
 """
 
 
@@ -251,6 +281,46 @@ class MetadataStoreConformance:
         assert run is not None and run.status == "failed"
         assert run.steps["ok"].output().load() == 1
         assert run.steps["broken"].status == "failed"
+
+    def test_models_versions_and_stages(self, store_project: Project) -> None:
+        from gristmill import Client
+
+        first = self.pipelines().fitting(k=1)
+        self.pipelines().fitting(k=3)
+        client = Client()
+        model = client.get_model("conformance_model")
+        assert (model.description, model.version_count) == ("conformance", 2)
+        one, two = client.get_model_version("conformance_model", 1), model.latest
+        assert (one.number, two.number, two.version) == (1, 2, "2")
+        assert one.metadata == {"score": 0.1} and two.metadata == {"score": 0.3}
+        assert one.run is not None and one.run.id == first.id
+        assert one.artifact_kinds() == {"conformance_clf": "model"}
+        assert one.load_artifact("conformance_clf") == {"k": 1}
+        with pytest.raises(StoreError, match="conformance_model:1"):
+            client.delete_run(first.id)  # its artifact belongs to a model version
+        two.set_stage("production")
+        with pytest.raises(StoreError, match="version 2 is in production"):
+            one.set_stage("production")
+        one.set_stage("production", force=True)
+        assert client.get_model_version("conformance_model", "production").number == 1
+        assert client.get_model_version("conformance_model", 2).stage == "archived"
+        assert [c.stage for c in two.stage_history] == ["production", "archived"]
+        applied = self.pipelines().applying()
+        assert applied.steps["apply"].output().load() == 1
+        used = applied.steps["apply"].inputs["clf"]
+        assert used.id == one.get_artifact("conformance_clf").id
+        named = client.create_model_version(
+            "conformance_model", artifacts={used.id: "model"}, version="hand"
+        )
+        assert client.get_model_version("conformance_model", "hand").number == named.number == 3
+        with pytest.raises(StoreError, match="in production"):
+            client.delete_model_version("conformance_model", 1)
+        client.delete_model_version("conformance_model", 1, force=True)
+        with pytest.raises(NotFoundError, match="no version in stage 'production'"):
+            client.get_model_version("conformance_model", "production")
+        assert [v.number for v in client.delete_model("conformance_model")] == [3, 2]
+        with pytest.raises(NotFoundError, match="no model named"):
+            client.get_model("conformance_model")
 
     def test_stacks_components_and_secrets(self, store_project: Project) -> None:
         store = store_project.store()
@@ -382,6 +452,55 @@ class MetadataStoreConformance:
         assert [av.id for av in deleted.artifact_versions] == [produced.id]
         with pytest.raises(NotFoundError):
             client.get_run("consumer-run")
+
+    def test_metric_series(self, store_project: Project) -> None:
+        """Every point of a series in order, with its step run; NaN and infinities kept; the
+        last value as metadata; points logged later on the run numbered after the others;
+        deleting the run deletes its points."""
+        import math
+
+        from gristmill import Client, log_metric
+
+        store = store_project.store()
+        run = self.pipelines().learning(epochs=20)
+        points = store.metric_history(run.id, "loss")
+        assert [p.step for p in points] == list(range(20))
+        assert [p.value for p in points] == [1.0 / (i + 1) for i in range(20)]
+        step_run = run.steps["learn"].id
+        assert {p.step_run_id for p in points} == {step_run}
+        assert store.metric_history(run.id, "loss", step_run_id="0" * 32) == []
+        assert store.metric_names([run.id, "0" * 32]) == {run.id: ["acc", "loss"], "0" * 32: []}
+        assert run.metadata == {"loss": 1.0 / 20, "acc": 19 / 20}
+        log_metric("loss", math.nan, run=run.id)
+        log_metric("loss", math.inf, run=run.id)
+        later = store.metric_history(run.id, "loss")[20:]
+        assert [p.step for p in later] == [20, 21] and later[0].step_run_id is None
+        assert math.isnan(later[0].value) and later[1].value == math.inf
+        with pytest.raises(NotFoundError):
+            log_metric("loss", 1.0, run="no-such-run")
+        Client().delete_run(run.id)
+        assert store.metric_history(run.id, "loss") == []
+
+    def test_experiments_and_comparisons(self, store_project: Project) -> None:
+        from gristmill import Client
+
+        long = self.pipelines().learning(epochs=20)
+        short = self.pipelines().learning(epochs=4)
+        other = self.pipelines().busy(i=2)
+        client = Client()
+        assert [r.id for r in client.list_runs(experiment="conformance-experiment")] == [
+            short.id,
+            long.id,
+        ]
+        assert client.count_runs(experiment="conformance-experiment") == 2
+        assert client.get_run(other.id).experiment == "busy"  # the pipeline's, by default
+        found = {e.name: e.run_count for e in client.list_experiments()}
+        assert found == {"conformance-experiment": 2, "busy": 1}
+        rows = client.comparison([long.id, short.name], sort="-acc").rows
+        assert [(r["run"], r["params.epochs"]) for r in rows] == [(long.name, 20), (short.name, 4)]
+        assert rows[1]["metrics.acc"] == 3 / 4 and rows[1]["metrics.loss"] == 1 / 4
+        latest = client.comparison(experiment="conformance-experiment", last=1).rows
+        assert [r["id"] for r in latest] == [short.id]
 
     def test_concurrent_processes_lose_nothing(
         self, store_project: Project, metadata_store_url: str

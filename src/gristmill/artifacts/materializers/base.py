@@ -64,6 +64,28 @@ class Materializer(abc.ABC):
         return None
 
 
+class LoadsAs:
+    """A capability of a materializer: giving its artifacts back as another type a consuming
+    step asks for (a Spark or Dask DataFrame to a step annotated ``pd.DataFrame``). Type checks
+    at compile time accept that pairing, and the launcher loads through ``load_as``."""
+
+    @classmethod
+    def loads_as(cls, target: type) -> bool:
+        """Whether ``load_as`` can give a value of ``target``."""
+        return False
+
+    def load_as(self, directory: Path, data_type: str, target: type) -> Any:
+        """The stored value as a ``target``."""
+        raise NotImplementedError
+
+
+def converts_to(produced: type, expected: type) -> bool:
+    """Whether the materializer that stores ``produced`` values gives them back as ``expected``
+    (without importing any library: only materializers already loaded are asked)."""
+    found = candidates_for(produced)
+    return bool(found) and issubclass(found[0], LoadsAs) and found[0].loads_as(expected)
+
+
 # A visualization is plain JSON with a "kind" the CLI and the dashboard know how to show:
 #   {"kind": "table", "columns": [...], "rows": [[...], ...], "title": "head"}  (also dtypes,
 #        statistics: several tables go in {"kind": "sections", "sections": [...]})

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from gristmill.artifacts.materializers.base import (
+    LoadsAs,
     Materializer,
     Visualization,
     check_library_stamp,
@@ -31,7 +32,7 @@ def part_name(index: int) -> str:
     return f"part-{index:05d}.parquet"
 
 
-class DaskDataFrameMaterializer(Materializer):
+class DaskDataFrameMaterializer(LoadsAs, Materializer):
     """``dask.dataframe.DataFrame``/``Series`` as a folder of Parquet files, one per
     partition; ``load`` returns a lazy frame, ``load_as(..., pandas DataFrame)`` a computed
     one."""

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from gristmill.artifacts.materializers.base import (
+    LoadsAs,
     Materializer,
     Visualization,
     check_library_stamp,
@@ -34,7 +35,7 @@ DATA_FOLDER = "data"  # the Parquet dataset: part-00000.parquet, part-00001.parq
 HEAD_ROWS = 10
 
 
-class SparkDataFrameMaterializer(Materializer):
+class SparkDataFrameMaterializer(LoadsAs, Materializer):
     """``pyspark.sql.DataFrame`` (classic) as a folder of Parquet part files, one per
     partition; ``load`` returns a lazy DataFrame over them, and ``load_as(..., pandas
     DataFrame)`` reads them without Spark."""

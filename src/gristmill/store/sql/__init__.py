@@ -9,6 +9,8 @@ from __future__ import annotations
 from gristmill.store.base import MetadataStore, safe_url
 from gristmill.store.sql.deletion import SQLRunDeleter
 from gristmill.store.sql.lineage import SQLLineageReader
+from gristmill.store.sql.metrics import SQLMetricStore
+from gristmill.store.sql.models import SQLModelRegistry
 from gristmill.store.sql.runs_read import SQLRunReader
 from gristmill.store.sql.runs_write import SQLRunWriter
 from gristmill.store.sql.secrets import SQLSecretVault
@@ -24,6 +26,8 @@ class SQLStore(
     SQLLineageReader,
     SQLStackCatalog,
     SQLSecretVault,
+    SQLMetricStore,
+    SQLModelRegistry,
     MetadataStore,
 ):
     """A metadata store on a SQLAlchemy URL; the schema is created or migrated on open."""

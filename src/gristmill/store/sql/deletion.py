@@ -95,6 +95,7 @@ def _delete(conn: Connection, run_ids: list[str], *, force: bool) -> RunDeletion
             elsewhere.setdefault(version, []).append((created, step_run))
     doomed = candidates - set(elsewhere)
     _refuse_consumed(conn, doomed, step_set)
+    _refuse_model_linked(conn, doomed)
 
     records = {
         r.id: artifact_version_record(r)
@@ -141,6 +142,7 @@ def _delete(conn: Connection, run_ids: list[str], *, force: bool) -> RunDeletion
             )
     logs = s.logs.c
     for part in chunks(run_ids):
+        conn.execute(delete(s.metric_points).where(s.metric_points.c.run_id.in_(part)))
         conn.execute(delete(s.logs).where(logs.run_id.in_(part)))
     for part in chunks(steps):
         conn.execute(delete(s.logs).where(logs.step_run_id.in_(part)))
@@ -153,6 +155,20 @@ def _delete(conn: Connection, run_ids: list[str], *, force: bool) -> RunDeletion
     for part in chunks(run_ids):
         conn.execute(delete(s.runs).where(s.runs.c.id.in_(part)))
     return result
+
+
+def _refuse_model_linked(conn: Connection, doomed: set[str]) -> None:
+    """A StoreError naming the model versions that link a doomed artifact version: a model
+    version keeps what it was made of until it is deleted itself."""
+    from gristmill.store.sql.models import model_linked_versions
+
+    linked = [v for part in chunks(sorted(doomed)) for v in model_linked_versions(conn, part)]
+    if linked:
+        shown = ", ".join(sorted(set(linked)))
+        raise StoreError(
+            f"refusing to delete: model version(s) {shown} link artifact versions of these "
+            "runs; delete those model versions first (`gristmill models delete MODEL VERSION`)"
+        )
 
 
 def _refuse_consumed(conn: Connection, doomed: set[str], deleted_steps: set[str]) -> None:

@@ -62,6 +62,7 @@ def run_record(row: Any) -> RunRecord:
         tags=loads(row.tags, []),
         error=row.error,
         spec_hash=row.spec_hash,
+        experiment=row.experiment or row.pipeline_name,
     )
 
 

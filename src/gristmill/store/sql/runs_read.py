@@ -62,12 +62,13 @@ class SQLRunReader(SQLEngine, RunReader):
         status: str | None = None,
         limit: int = 50,
         offset: int = 0,
+        experiment: str | None = None,
     ) -> list[RunRecord]:
         # The page of ids first, from the runs' own (created_at) index; then their rows with the
         # pipeline's name: joining first lets the planner sort every run of the pipeline.
         newest = s.runs.c.created_at.desc()
         page = (
-            _filter_runs(select(s.runs.c.id), pipeline, status)
+            _filter_runs(select(s.runs.c.id), pipeline, status, experiment)
             .order_by(newest)
             .limit(limit)
             .offset(offset)
@@ -76,8 +77,14 @@ class SQLRunReader(SQLEngine, RunReader):
         with self._reading("listing runs") as conn:
             return [run_record(r) for r in conn.execute(query)]
 
-    def count_runs(self, *, pipeline: str | None = None, status: str | None = None) -> int:
-        query = _filter_runs(select(func.count()).select_from(s.runs), pipeline, status)
+    def count_runs(
+        self,
+        *,
+        pipeline: str | None = None,
+        status: str | None = None,
+        experiment: str | None = None,
+    ) -> int:
+        query = _filter_runs(select(func.count()).select_from(s.runs), pipeline, status, experiment)
         with self._reading("counting runs") as conn:
             return int(conn.execute(query).scalar_one())
 
@@ -251,9 +258,13 @@ def _pipeline(conn: Connection, row: Row[Any]) -> PipelineRecord:
     return PipelineRecord(row.id, row.name, row.created_at, versions, runs, latest)
 
 
-def _filter_runs(query: Any, pipeline: str | None, status: str | None) -> Any:
+def _filter_runs(
+    query: Any, pipeline: str | None, status: str | None, experiment: str | None = None
+) -> Any:
     if pipeline is not None:
         query = query.where(s.runs.c.pipeline_id == pipeline_id(pipeline))
+    if experiment is not None:
+        query = query.where(s.runs.c.experiment == experiment)
     if status is not None:
         query = query.where(s.runs.c.status == status)
     return query

@@ -29,6 +29,7 @@ from gristmill.store.records import (
     ArtifactVersionRecord,
     CacheHit,
     Entity,
+    MetricPoint,
     NewArtifactVersion,
     RunRecord,
     Status,
@@ -36,6 +37,7 @@ from gristmill.store.records import (
     StepStart,
 )
 from gristmill.store.sql.engine import Prepared, SQLEngine, execute
+from gristmill.store.sql.metrics import write_points
 from gristmill.store.sql.rows import (
     artifact_version_query,
     artifact_version_record,
@@ -81,6 +83,7 @@ class SQLRunWriter(SQLEngine, RunWriter):
             "config": dumps(run.config),
             "environment": dumps(run.environment),
             "tags": dumps(run.tags),
+            "experiment": run.experiment or run.pipeline_name,
         }
         step_rows = [
             {
@@ -176,6 +179,7 @@ class SQLRunWriter(SQLEngine, RunWriter):
         attempts: int = 1,
         cached_from: str | None = None,
         logs_uri: str | None = None,
+        metrics: Sequence[MetricPoint] = (),
     ) -> dict[str, ArtifactVersionRecord]:
         entries = []
         for entity, ref, values in metadata:
@@ -217,6 +221,8 @@ class SQLRunWriter(SQLEngine, RunWriter):
                 )
             if metadata_rows:
                 execute(conn, _Q.insert_metadata, metadata_rows)
+            if metrics:
+                write_points(conn, metrics)
             if logs_uri:
                 _insert_log(conn, step_run_id, logs_uri, ended_at)
             execute(
@@ -235,6 +241,18 @@ class SQLRunWriter(SQLEngine, RunWriter):
 
         return self._retrying(work, "publishing a step run's outputs")
 
+    def register_artifact_version(
+        self, new: NewArtifactVersion, *, at: float
+    ) -> ArtifactVersionRecord:
+        def work(conn: Connection) -> ArtifactVersionRecord:
+            metadata_rows: list[dict[str, Any]] = []
+            record = _publish_version(conn, new, None, at, metadata_rows)
+            if metadata_rows:
+                execute(conn, _Q.insert_metadata, metadata_rows)
+            return record
+
+        return self._retrying(work, "registering an artifact version")
+
     def fail_step_run(
         self,
         step_run_id: str,
@@ -246,6 +264,7 @@ class SQLRunWriter(SQLEngine, RunWriter):
         logs_uri: str | None = None,
         metadata: Sequence[tuple[str, str, Mapping[str, Any]]] = (),
         status: str = Status.FAILED,
+        metrics: Sequence[MetricPoint] = (),
     ) -> None:
         if status not in (Status.FAILED, Status.STOPPED):
             raise StoreError(
@@ -280,6 +299,8 @@ class SQLRunWriter(SQLEngine, RunWriter):
             ]
             if rows:
                 conn.execute(insert(s.metadata_entries), rows)
+            if metrics:
+                write_points(conn, metrics)
             if logs_uri:
                 _insert_log(conn, step_run_id, logs_uri, ended_at)
 
@@ -398,11 +419,12 @@ class SQLRunWriter(SQLEngine, RunWriter):
 def _publish_version(
     conn: Connection,
     new: NewArtifactVersion,
-    producer: str,
+    producer: str | None,
     now: float,
     metadata_rows: list[dict[str, Any]],
 ) -> ArtifactVersionRecord:
-    """A new version of ``new.artifact_name``, produced by step run ``producer``: the next
+    """A new version of ``new.artifact_name``, produced by step run ``producer`` (None: by no
+    step run, registered from outside): the next
     number of that artifact (its row is created with the first), a fresh id, and the bytes
     already stored at ``new.uri``, which versions of the same content share. Two statements:
     claiming the number and inserting the row."""
