@@ -36,7 +36,7 @@ test: $(ML_STAMP)
 test-fast: $(STAMP)
 	$(PYTEST) -m "not integration and not slow" $(PYTEST_ARGS)
 
-check: $(STAMP)
+check: $(ML_STAMP)
 	$(BIN)/ruff check src tests benchmarks examples
 	$(BIN)/ruff format --check src tests benchmarks examples
 	$(BIN)/mypy
