@@ -375,6 +375,35 @@ def main() -> int:
         rows[-1]["ratio"] = ratio
         rows[-1]["ok"] = ratio <= 1.5
 
+    # 8. Dask against local_parallel (issue 11): one script, one LocalCluster per Dask run
+    completed = subprocess.run(
+        [sys.executable, str(HERE / "dask_fanout.py")],
+        capture_output=True,
+        text=True,
+        env={**env, "PYTHONPATH": str(HERE)},
+        cwd=work,
+        check=False,
+    )
+    if completed.returncode != 0:
+        print(f"dask: skipped ({completed.stderr.strip().splitlines()[-1:]})")
+    else:
+        found = json.loads(completed.stdout.strip().splitlines()[-1])
+        for key, label in (
+            ("sleep", "fan-out 1 -> 20 x 1 s sleep -> 1"),
+            ("cpu", "fan-out of 20 CPU-bound pure-Python steps"),
+        ):
+            for flavor in ("local_parallel", "dask"):
+                seconds = found[f"{key}_{flavor}_s"]
+                record(f"{label}, {flavor}", {"min": seconds, "median": seconds}, None, unit="s")
+        record(
+            "per-step overhead, dask (cluster start excluded)",
+            {"min": found["dask_per_step_overhead_ms"] / 1000}
+            | {"median": found["dask_per_step_overhead_ms"] / 1000},
+            None,
+            note=f"local: {found['local_per_step_ms']:.1f} ms/step; cluster start "
+            f"{found['dask_cluster_start_s']:.1f} s",
+        )
+
     machine = {
         "python": platform.python_version(),
         "platform": platform.platform(terse=True),

@@ -21,6 +21,7 @@ __all__ = [
     "ModelStages",
     "ModelVersion",
     "Pipeline",
+    "Resources",
     "Retry",
     "Run",
     "RunConfig",
@@ -51,6 +52,7 @@ _LOCATIONS = {
     "ModelStages": "gristmill.models.definition",
     "ModelVersion": "gristmill.models.registry",
     "Pipeline": "gristmill.pipelines",
+    "Resources": "gristmill.options",
     "Retry": "gristmill.options",
     "Run": "gristmill.client",
     "RunConfig": "gristmill.options",
@@ -78,7 +80,7 @@ if TYPE_CHECKING:
     from gristmill.execution.metrics import log_metric, log_metrics
     from gristmill.models.definition import ArtifactConfig, Model, ModelStages
     from gristmill.models.registry import ModelVersion
-    from gristmill.options import Retry, RunConfig, StepConfig, StepOptions
+    from gristmill.options import Resources, Retry, RunConfig, StepConfig, StepOptions
     from gristmill.pipelines import Pipeline, pipeline
     from gristmill.spec import DVCPath, ExternalArtifact
     from gristmill.steps import Step, step

@@ -15,6 +15,7 @@ it resembles, so ``except ValueError`` keeps working for callers who do not know
     ├── SecretError (PermissionError)          a secret that cannot be decrypted or is missing a key file
     ├── MissingIntegrationError (ImportError)  an optional extra is not installed
     ├── DataVersionError (ValueError)          DVC-tracked data that is not the version recorded
+    ├── ExperimentTrackerError (RuntimeError)  an experiment tracker could not start a run or register a model
     ├── RunFailedError (RuntimeError)          a run finished with failed steps
     └── ServiceError (RuntimeError)            a test service (gristmill.testing) would not start
 
@@ -101,6 +102,10 @@ class MissingIntegrationError(GristmillError, ImportError):
             f"Install it with: {self.pip}",
             name=package,
         )
+
+
+class ExperimentTrackerError(GristmillError, RuntimeError):
+    """An experiment tracker (MLflow, W&B) could not start a step's run or register a model."""
 
 
 class RunFailedError(GristmillError, RuntimeError):

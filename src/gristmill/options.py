@@ -71,6 +71,88 @@ class Retry:
         return {"count": self.count, "delay": self.delay, "backoff": self.backoff}
 
 
+_MEMORY_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1000,
+    "ki": 1024,
+    "kib": 1024,
+    "m": 1000**2,
+    "mb": 1000**2,
+    "mi": 1024**2,
+    "mib": 1024**2,
+    "g": 1000**3,
+    "gb": 1000**3,
+    "gi": 1024**3,
+    "gib": 1024**3,
+    "t": 1000**4,
+    "tb": 1000**4,
+    "ti": 1024**4,
+    "tib": 1024**4,
+}
+
+
+def memory_bytes(value: str | int) -> int:
+    """``"4GiB"``, ``"512MB"``, ``"2Gi"`` or a byte count → bytes."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", str(value))
+    unit = match.group(2).lower() if match else None
+    if match is None or unit not in _MEMORY_UNITS:
+        raise PipelineDefinitionError(
+            f"resources memory {value!r} is not a size: write e.g. '4GiB', '512MB' or a byte count"
+        )
+    return int(float(match.group(1)) * _MEMORY_UNITS[unit])
+
+
+@dataclass(frozen=True)
+class Resources:
+    """What one run of a step needs: CPU cores, memory (``"4GiB"``, ``"512MB"`` or bytes) and
+    GPUs. Orchestrators that place steps (Dask, Ray) use them; where one cannot, it says so.
+    Not part of the cache key: they choose where a step runs, not what it computes."""
+
+    __pydantic_config__ = _PYDANTIC
+
+    cpu: float | None = field(default=None, metadata=_minimum(0, "CPU cores."))
+    memory: str | int | None = None
+    """Memory: '4GiB', '512MB' or a byte count."""
+    gpu: int | None = field(default=None, metadata=_minimum(0, "GPUs."))
+
+    def __post_init__(self) -> None:
+        for name in ("cpu", "gpu"):
+            value = getattr(self, name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, (int, float))
+            ):
+                raise PipelineDefinitionError(f"resources {name} must be a number, not {value!r}")
+        if isinstance(self.gpu, float):
+            if not self.gpu.is_integer():
+                raise PipelineDefinitionError(
+                    f"resources gpu must be a whole number, not {self.gpu}"
+                )
+            object.__setattr__(self, "gpu", int(self.gpu))
+        _check(self)
+        if self.cpu is not None:  # a float always, so cpu=2 and a YAML 'cpu: 2.0' hash the same
+            object.__setattr__(self, "cpu", float(self.cpu))
+        if self.memory is not None:
+            memory_bytes(self.memory)  # a clear error now, not on a cluster later
+
+    @property
+    def memory_bytes(self) -> int | None:
+        return None if self.memory is None else memory_bytes(self.memory)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            k: v
+            for k, v in (("cpu", self.cpu), ("memory", self.memory), ("gpu", self.gpu))
+            if v is not None
+        }
+
+
+_RESOURCE_ALIASES = {"cpu_count": "cpu", "gpu_count": "gpu"}
+
+
 @dataclass(frozen=True)
 class StepOptions:
     """Options of a step. ``None`` inherits from the level below (see the module docstring)."""
@@ -93,10 +175,34 @@ class StepOptions:
     """Free settings (resources, step_operator, ...), merged key by key."""
     model: Model | str | None = field(default=None, metadata={"merge": "replace"})
     """The model this step's outputs belong to, instead of the pipeline's: {name, version}."""
+    resources: Resources | None = field(default=None, metadata={"merge": "replace"})
+    """What the step needs where it runs: {cpu, memory, gpu} (not part of the cache key)."""
 
     def __post_init__(self) -> None:
         _check(self)
         _normalize_model(self)
+        given: Any = self.resources
+        if isinstance(self.settings, Mapping) and "resources" in self.settings:
+            # Written as a free setting (before resources were an option): one shape.
+            settings = dict(self.settings)
+            moved = settings.pop("resources")
+            object.__setattr__(self, "settings", settings)
+            if given is None:
+                given = moved
+        if isinstance(given, Mapping):
+            # ZenML's ResourceSettings spelling (cpu_count, gpu_count) is accepted as well.
+            given = {_RESOURCE_ALIASES.get(k, k): v for k, v in given.items()}
+            unknown = set(given) - {"cpu", "memory", "gpu"}
+            if unknown:
+                raise PipelineDefinitionError(
+                    f"unknown resources option(s) {sorted(unknown)}: use cpu, memory, gpu"
+                )
+            given = Resources(**given)
+        elif given is not None and not isinstance(given, Resources):
+            raise PipelineDefinitionError(
+                f"resources must be a mapping or gristmill.Resources(...), not {given!r}"
+            )
+        object.__setattr__(self, "resources", given)
         retries: Any = self.retries
         if isinstance(retries, bool) or not isinstance(retries, (Retry, int, Mapping, type(None))):
             raise PipelineDefinitionError(
@@ -124,7 +230,7 @@ class StepOptions:
             value = getattr(self, item.name)
             if value is None or value == {}:
                 continue
-            if isinstance(value, (Retry, Model)):
+            if isinstance(value, (Retry, Model, Resources)):
                 value = value.to_dict()
             elif callable(value):
                 value = source_id(value)
@@ -249,7 +355,7 @@ def _chosen(options: Any) -> dict[str, Any]:
         value = getattr(options, item.name)
         if value is None or value in ({}, []):
             continue
-        if isinstance(value, (Retry, Model)):
+        if isinstance(value, (Retry, Model, Resources)):
             value = value.to_dict()
         elif isinstance(value, str) or not callable(value):
             pass

@@ -348,6 +348,8 @@ class Pipeline(Generic[F]):
 
     # Parameters the last trace saw the body test or compare (see graph_parameters).
     _branched_on: frozenset[str] = frozenset()
+    # Parameters the last trace could not follow (bools, None): never reported as unused.
+    _untraced: frozenset[str] = frozenset()
 
     def __init__(self, func: F, *, name: str, config: RunConfig) -> None:
         self.func = func
@@ -495,6 +497,8 @@ class Pipeline(Generic[F]):
             origin=_where(self.func),
         )
         self._branched_on = frozenset(tracer.branched_on)
+        # Bools and None cannot be marked as parameters: where they went is not known.
+        self._untraced = frozenset(k for k, v in values.items() if type(v) not in _TRACEABLE)
         return spec, tracer.functions
 
     def spec(self, **parameters: Any) -> PipelineSpec:
@@ -503,17 +507,38 @@ class Pipeline(Generic[F]):
     def graph_parameters(self, parameters: Mapping[str, Any] | None = None) -> list[str]:
         """The parameters whose values change which steps run or how they connect: those the
         body tests or compares while traced, and bools (recorded by value) whose flip changes
-        the spec."""
+        the steps or their connections (a flip that only changes a step's argument is a value
+        passed along, not a branch: see ``bool_references``)."""
         spec = self.trace(parameters)[0]
         found = set(self._branched_on)
+        for name, flipped in self._flipped_bools(parameters):
+            if name not in found and _graph_of(flipped) != _graph_of(spec):
+                found.add(name)
+        return sorted(found)
+
+    def bool_references(self, parameters: Mapping[str, Any] | None = None) -> dict[str, str]:
+        """``"step.argument" -> parameter`` for the step arguments a bool pipeline parameter
+        reaches. Bools cannot be marked while traced (they are recorded by value), so they are
+        found by tracing again with the value flipped: an argument that flips with it is it."""
+        spec = self.trace(parameters)[0]
+        found: dict[str, str] = {}
+        for name, flipped in self._flipped_bools(parameters):
+            if _graph_of(flipped) != _graph_of(spec):
+                continue
+            for before, after in zip(spec.steps, flipped.steps, strict=True):
+                for arg, value in before.parameters.items():
+                    if isinstance(value, bool) and after.parameters.get(arg) is (not value):
+                        found[f"{before.id}.{arg}"] = name
+        return found
+
+    def _flipped_bools(
+        self, parameters: Mapping[str, Any] | None
+    ) -> Iterator[tuple[str, PipelineSpec]]:
         values = {name: p.default for name, p in self.parameters.items() if not p.required}
         values.update(parameters or {})
         for name, value in values.items():
-            if isinstance(value, bool) and name not in found:
-                flipped = self.trace({**values, name: not value})[0]
-                if flipped.hash != spec.hash:
-                    found.add(name)
-        return sorted(found)
+            if isinstance(value, bool):
+                yield name, self.trace({**values, name: not value})[0]
 
     def compile(self, *args: Any, **kwargs: Any) -> RunPlan:
         """Everything calling the pipeline checks, without running anything."""
@@ -521,7 +546,7 @@ class Pipeline(Generic[F]):
 
         given = self.bind(*args, **kwargs)
         spec, functions = self.trace(given)
-        _warn_unused_parameters(spec, self._branched_on)
+        _warn_unused_parameters(spec, self._branched_on | self._untraced)
         return compile_run(
             spec, self.config.merged(RunConfig(parameters=given)), functions=functions
         )
@@ -610,13 +635,21 @@ def execute(
     return run
 
 
-def _warn_unused_parameters(spec: PipelineSpec, branched_on: frozenset[str]) -> None:
+def _graph_of(spec: PipelineSpec) -> list[tuple[Any, ...]]:
+    """The shape of a pipeline: its steps, what they run and how they connect (no values)."""
+    return [
+        (s.id, s.source, sorted((k, str(v)) for k, v in s.inputs.items()), sorted(s.after))
+        for s in spec.steps
+    ]
+
+
+def _warn_unused_parameters(spec: PipelineSpec, known_used: frozenset[str]) -> None:
     used = {
         referenced_param(value)
         for step_spec in spec.steps
         for value in step_spec.parameters.values()
     }
-    unused = sorted(set(spec.parameters) - used - branched_on)
+    unused = sorted(set(spec.parameters) - used - known_used)
     if unused:
         import logging
 

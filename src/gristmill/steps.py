@@ -11,14 +11,14 @@ import functools
 import inspect
 import sys
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar, overload
 
 from gristmill._source import code_hash, source_id
 from gristmill.errors import PipelineDefinitionError
 from gristmill.models.definition import ArtifactConfig, Model
-from gristmill.options import Hook, Retry, StepOptions
+from gristmill.options import Hook, Resources, Retry, StepOptions
 from gristmill.spec import OutputSpec
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -111,6 +111,7 @@ class Step(Generic[F]):
         enable_logs: bool | None = None,
         version: str | None = None,
         model: Model | str | None = None,
+        resources: Resources | Mapping[str, Any] | None = None,
     ) -> Step[F]:
         """A copy with the options given changed (``settings`` merge key by key)."""
         change = StepOptions(
@@ -122,6 +123,7 @@ class Step(Generic[F]):
             enable_logs=enable_logs,
             version=version,
             model=model,
+            resources=resources,  # type: ignore[arg-type]  # a mapping is made Resources
         )
         return Step(self.func, name=name or self.name, options=self.options.merged(change))
 
@@ -258,6 +260,7 @@ def step(
     enable_logs: bool | None = None,
     version: str | None = None,
     model: Model | str | None = None,
+    resources: Resources | Mapping[str, Any] | None = None,
 ) -> Callable[[F], Step[F]]: ...
 
 
@@ -274,6 +277,7 @@ def step(
     enable_logs: bool | None = None,
     version: str | None = None,
     model: Model | str | None = None,
+    resources: Resources | Mapping[str, Any] | None = None,
 ) -> Step[F] | Callable[[F], Step[F]]:
     """Make a function a pipeline step. Inputs and outputs come from its type hints; a return
     annotated ``Annotated[T, "name"]`` names the output (and its artifact), a ``tuple[...]``
@@ -285,7 +289,8 @@ def step(
     and ``version`` pins a version string that is part of the cache key. ``model`` (a
     ``gristmill.Model``) links this step's outputs to a version of that model instead of the
     pipeline's; ``Annotated[T, ArtifactConfig(name=..., is_model_artifact=True)]`` says how
-    an output is linked.
+    an output is linked. ``resources`` (``Resources(cpu=2, memory="4GiB", gpu=1)``) says what
+    the step needs where it runs; orchestrators that place steps use it.
     """
 
     def decorate(f: F) -> Step[F]:
@@ -298,6 +303,7 @@ def step(
             enable_logs=enable_logs,
             version=version,
             model=model,
+            resources=resources,  # type: ignore[arg-type]  # a mapping is made Resources
         )
         return Step(f, name=name, options=options)
 

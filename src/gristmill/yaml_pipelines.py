@@ -29,6 +29,7 @@ from gristmill.spec import (
     StepSpec,
     external_input_from_dict,
     json_type_of,
+    param_ref,
     referenced_param,
 )
 from gristmill.steps import Step
@@ -731,7 +732,13 @@ def pipeline_to_document(
             "ignore other values. Export each variant you need with -p NAME=VALUE --freeze "
             "(the file then defaults to those values)"
         )
+    references = {} if isinstance(pipeline, YamlPipeline) else pipeline.bool_references(given)
     spec, functions = pipeline.trace(given)
+    for step_spec in spec.steps:  # bools reach steps by value: write them as the references
+        for arg in step_spec.parameters:
+            name = references.get(f"{step_spec.id}.{arg}")
+            if name is not None and not (freeze and name in given):
+                step_spec.parameters[arg] = param_ref(name)
     if freeze:
         spec.parameters = {
             name: ParameterSpec(type=p.type, default=given[name], required=False)

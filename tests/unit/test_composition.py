@@ -173,3 +173,36 @@ def test_a_run_warns_about_parameters_no_step_uses(caplog: pytest.LogCaptureFixt
     assert any("parameter(s) unused reach no step" in w for w in warnings)
     assert not any("model_type" in w for w in warnings)
     assert any("parameter(s) trees reach no step" in w for w in warnings)
+
+
+def test_bool_and_none_parameters_are_never_reported_unused(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """They cannot be followed through the body (recorded by value), so silence beats a false
+    warning."""
+    from gristmill import step
+
+    @step
+    def echo(flag: bool = False, label: str | None = None) -> str:
+        return f"{flag} {label}"
+
+    @pipeline
+    def passes(flag: bool = True, label: str | None = None) -> None:
+        echo(flag=flag, label=label)
+
+    with caplog.at_level("WARNING", logger="gristmill"):
+        passes.compile()
+    assert "reach no step" not in caplog.text
+    assert passes.graph_parameters() == []
+
+
+def test_a_bool_parameter_passed_to_a_step_exports_as_a_reference(tmp_path: Path) -> None:
+    from gristmill.yaml_pipelines import pipeline_to_document
+
+    document = pipeline_to_document(composed.passes_flag)
+    assert document["steps"]["echo_flag"]["parameters"] == {"flag": "${flag}"}
+    out = tmp_path / "flag.yaml"
+    from gristmill.yaml_pipelines import write_pipeline_yaml
+
+    write_pipeline_yaml(composed.passes_flag, out)
+    assert load_pipeline(out)(flag=False).steps["echo_flag"].output().load() == "False"

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from gristmill import Retry, RunConfig, StepConfig, StepOptions, pipeline, step
+from gristmill import Resources, Retry, RunConfig, StepConfig, StepOptions, pipeline, step
 from gristmill.config_file import config_schema
 from gristmill.errors import ConfigError, PipelineDefinitionError
 from gristmill.options import STEP_DEFAULTS, merge
@@ -141,7 +141,8 @@ def test_a_yaml_step_can_lower_what_the_decorator_chose(tmp_path: Path) -> None:
     )
     plan = load_pipeline(tmp_path / "pipeline.yaml").compile()
     assert plan.steps["split"].retries == Retry(count=0)
-    assert plan.steps["split"].settings == {"resources": {"cpu": 1}}
+    assert plan.steps["split"].settings == {}
+    assert plan.steps["split"].options.resources == Resources(cpu=1)  # an option, not a setting
 
 
 @pytest.mark.parametrize(

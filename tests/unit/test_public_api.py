@@ -14,6 +14,7 @@ PINNED = [
     "ModelStages",
     "ModelVersion",
     "Pipeline",
+    "Resources",
     "Retry",
     "Run",
     "RunConfig",

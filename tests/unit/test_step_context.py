@@ -40,7 +40,7 @@ def test_settings_options_and_inputs() -> None:
 
     run = p.with_options(steps={"use": {"settings": {"team": "infra"}}})()
     # resolved: the run configuration over the decorator, key by key
-    assert seen["settings"] == {"team": "infra", "resources": {"cpu": 2}}
+    assert seen["settings"] == {"team": "infra"}  # resources are an option, not a setting
     assert seen["options"].retries == Retry(count=1)
     assert seen["options"].version == "2"
     assert seen["options"].settings == seen["settings"]

@@ -2,7 +2,7 @@ from typing import Annotated, Any
 
 import pytest
 
-from gristmill import Retry, step
+from gristmill import Resources, Retry, step
 from gristmill.errors import PipelineDefinitionError
 from gristmill.steps import Step
 
@@ -106,7 +106,8 @@ def test_options_and_with_options() -> None:
     assert spec["on_failure"].endswith(":test_options_and_with_options.<locals>.alert")
     other = s.with_options(cache=True, settings={"gpu": 1}, name="renamed")
     assert other.options.cache is True
-    assert other.options.settings == {"resources": {"cpu": 2}, "gpu": 1}
+    assert other.options.settings == {"gpu": 1}
+    assert other.options.resources == Resources(cpu=2)  # a setting named resources: the option
     assert other.name == "renamed"
     assert s.options.cache is False  # the original is unchanged
 

@@ -107,6 +107,7 @@ def test_the_metadata_store_is_the_sum_of_small_capabilities(store: SQLStore) ->
         "RunWriter": [
             "add_metadata",
             "cache_hit_of",
+            "claim_step_run",
             "create_run",
             "fail_step_run",
             "find_cached",
@@ -116,6 +117,7 @@ def test_the_metadata_store_is_the_sum_of_small_capabilities(store: SQLStore) ->
             "publish_step_run",
             "reap_dead_runs",
             "register_artifact_version",
+            "step_heartbeat",
             "stop_step_runs",
         ],
         "RunReader": [
@@ -165,8 +167,9 @@ def test_the_metadata_store_is_the_sum_of_small_capabilities(store: SQLStore) ->
             "set_model_version_stage",
         ],
     }
-    # + register_artifact_version, ModelRegistry, MetricWriter and MetricReader
-    assert len(MetadataStore.__abstractmethods__) == 39 + 1 + 13 + 4
+    # + register_artifact_version, ModelRegistry, MetricWriter and MetricReader, and the
+    # workers' claim_step_run and step_heartbeat
+    assert len(MetadataStore.__abstractmethods__) == 39 + 1 + 13 + 4 + 2
 
 
 def test_a_capability_can_be_implemented_alone() -> None:

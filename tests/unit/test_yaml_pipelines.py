@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from fixtures import yaml_steps
+from gristmill import Resources
 from gristmill.errors import ConfigError, GristmillError
 from gristmill.yaml_pipelines import (
     load_pipeline,
@@ -337,7 +338,7 @@ def test_run_configuration_precedence(tmp_path: Path) -> None:
     assert plan.config.tags == ["config", "call"]
     assert plan.steps["combine"].parameters["weight"] == 2.0
     assert plan.steps["combine"].retries.count == 3
-    assert plan.steps["combine"].settings["resources"] == {"cpu": 8}
+    assert plan.steps["combine"].options.resources == Resources(cpu=8)  # an option now
     assert plan.steps["combine"].cache is False
     run = pipeline(n=6)
     stored: dict[str, Any] = run.config

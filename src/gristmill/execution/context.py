@@ -103,6 +103,9 @@ class StepContext:
     # failed); ``metric_steps``: the next step number of each name in this step run.
     pending_metrics: list[MetricPoint] = field(default_factory=list)
     metric_steps: dict[str, int] = field(default_factory=dict)
+    # The step's experiment tracker run (a ``gristmill.tracking.base.StepTracking``) when its
+    # settings name one: what is logged through gristmill is mirrored to it.
+    tracker: Any = field(default=None, repr=False)
 
     @cached_property
     def inputs(self) -> Mapping[str, InputArtifact]:
@@ -215,6 +218,8 @@ def log_metadata(
         else:
             context.pending_metadata.append((Entity.STEP_RUN, context.step_run_id, values))
             context.pending_metadata.append((Entity.RUN, context.run_id, values))
+            if context.tracker is not None:
+                context.tracker.log_metadata(values)
         return
     if not explicit:
         raise InvalidMetadataError(

@@ -200,6 +200,7 @@ def _launch(
     try:
         with capture_logs(plan.enable_logs) as log_buffer:
             progress.logs = log_buffer
+            context.tracker = _start_tracking(run, plan, context)
             kwargs = dict(plan.parameters)
             for arg, av in inputs.items():
                 kwargs[arg] = load_artifact(
@@ -229,6 +230,10 @@ def _launch(
                     preview=redact(saved.preview),
                     metadata=_redact_value(_with_tags(saved.metadata, plan, name)),
                 )
+            if context.tracker is not None:
+                _register_models(run, plan, context, values)
+                context.tracker.end(status=Status.COMPLETED)
+                context.tracker = None
         logs_uri = _save_logs(run, plan, log_buffer.getvalue())
         run.monitor.done(plan.step_run_id)
         published = store.publish_step_run(
@@ -242,9 +247,69 @@ def _launch(
             logs_uri=logs_uri,
             metrics=context.pending_metrics,
         )
+    except BaseException as exc:
+        if context.tracker is not None:
+            stopped = isinstance(exc, KeyboardInterrupt)
+            context.tracker.end(status=Status.STOPPED if stopped else Status.FAILED)
+            context.tracker = None
+        raise
     finally:
         reset_context(token)
     return Status.COMPLETED, published
+
+
+def _start_tracking(run: RunContext, plan: StepPlan, context: StepContext) -> Any:
+    """The step's experiment tracker run, when its settings name one (None otherwise); the
+    link to it is recorded on the step run."""
+    name = plan.settings.get("experiment_tracker")
+    if not name:
+        return None
+    from gristmill.tracking.base import TrackedStep
+
+    tracker = run.experiment_tracker((plan.id, str(name)))
+    tracking = tracker.start_step(
+        TrackedStep(
+            component=str(name),
+            run_id=run.plan.run_id,
+            run_name=run.plan.run_name,
+            pipeline_name=run.plan.spec.name,
+            experiment=run.plan.config.experiment or run.plan.spec.name,
+            step_name=plan.id,
+            step_run_id=plan.step_run_id,
+            parameters=_redact_value(dict(plan.parameters)),
+            pipeline_parameters=_redact_value(dict(run.plan.parameters)),
+        )
+    )
+    link = {**tracking.run.metadata, "experiment_tracker": str(name)}
+    context.pending_metadata.append((Entity.STEP_RUN, plan.step_run_id, link))
+    return tracking
+
+
+def _register_models(
+    run: RunContext, plan: StepPlan, context: StepContext, values: dict[str, Any]
+) -> None:
+    """Outputs marked ``is_model_artifact`` of a step with a model version, registered in the
+    tracker's own registry too (when it has one and is told to)."""
+    version = run.model_versions.get(plan.id)
+    if version is None or context.tracker is None:
+        return
+    for name, value in values.items():
+        declared = plan.spec.outputs.get(name)
+        if declared is None or declared.artifact_kind != "model":
+            continue
+        link = context.tracker.register_model(name=version.model_name, value=value, output=name)
+        if link is None:
+            if getattr(context.tracker.tracker, "register_models", False):
+                logger.warning(
+                    "step '%s': output '%s' (%s) was not registered in the experiment "
+                    "tracker's registry: only scikit-learn estimators are covered",
+                    plan.id,
+                    name,
+                    type(value).__name__,
+                )
+            continue
+        context.pending_metadata.append((Entity.STEP_RUN, plan.step_run_id, link))
+        context.pending_metadata.append((Entity.MODEL_VERSION, version.id, link))
 
 
 def _with_tags(metadata: dict[str, Any], plan: StepPlan, output: str) -> dict[str, Any]:

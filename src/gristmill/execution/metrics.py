@@ -43,6 +43,8 @@ def log_metrics(
             point_step = following.get(name, 0) if number is None else number
             following[name] = max(following.get(name, 0), point_step + 1)
             add(MetricPoint(context.run_id, name, point_step, checked, at, context.step_run_id))
+            if context.tracker is not None:  # mirrored with the same step number
+                context.tracker.log_metrics({name: checked}, step=point_step)
         return
     if run is None:
         raise InvalidMetadataError(

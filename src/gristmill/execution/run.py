@@ -13,7 +13,7 @@ from types import FrameType
 from typing import Any
 
 from gristmill.artifacts import ArtifactStore
-from gristmill.errors import NotFoundError, StoreError
+from gristmill.errors import ConfigError, NotFoundError, StoreError
 from gristmill.execution import logs
 from gristmill.execution.environment import EnvironmentProbe
 from gristmill.execution.inputs import attach_external_inputs, resolve_external_inputs
@@ -30,6 +30,7 @@ from gristmill.store import (
     RunRecord,
     Status,
     StepRunRecord,
+    StepStart,
 )
 from gristmill.store.base import HEARTBEAT_SECONDS
 from gristmill.store.ids import pipeline_version_id
@@ -84,12 +85,45 @@ class RunContext:
         self.interrupted_steps: dict[str, str | None] = {}
         # Step id → the model version its outputs are linked to (steps with a model only).
         self.model_versions: dict[str, ModelVersionRecord] = {}
+        # The stack's experiment tracker, built when a step first names it.
+        self._tracker: Any = None
+
+    def experiment_tracker(self, step: tuple[str, str]) -> Any:
+        """The stack's experiment tracker for ``(step id, tracker name)``, built once (the
+        flavor's packages and settings checked); a ConfigError naming the step and the fix
+        when the stack has no tracker of that name."""
+        step_id, name = step
+        component = self.stack.components.get("experiment_tracker")
+        if component is None or component.name != name:
+            has = f"experiment tracker '{component.name}'" if component else "no experiment tracker"
+            raise ConfigError(
+                f"step '{step_id}' uses experiment tracker '{name}', but stack "
+                f"'{self.stack.name}' has {has}: register a stack with it (`gristmill stack "
+                f"register NAME -o ... -a ... -e {name}`) and run on that stack, or remove the "
+                "step's experiment_tracker setting"
+            )
+        with self._lock:
+            if self._tracker is None:
+                from gristmill.stacks.secrets import references
+
+                resolve = None
+                if references(component.config):
+                    from gristmill.project import find_project
+
+                    resolve = find_project().resolve
+                self._tracker = component.build(resolve=resolve)
+            return self._tracker
 
     # -- lifecycle ----------------------------------------------------------------------------
 
-    def start(self) -> None:
-        """Record the run and its pending step runs; start the heartbeat."""
+    def start(self, *, detached: bool = False) -> None:
+        """Record the run and its pending step runs; start the heartbeat. ``detached``: this
+        process only records the run (a scheduler's ``start``) and will not beat for it; no
+        pid is recorded, and the run lives by its steps' heartbeats."""
         plan = self.plan
+        # A step naming a tracker the stack lacks fails here, before anything is recorded.
+        for tracked in tracked_steps(plan).items():
+            self.experiment_tracker(tracked)
         # Before anything is recorded: an unknown artifact version is an error at the start.
         data: dict[str, dict[str, dict[str, Any]]] = {}
         resolved = resolve_external_inputs(plan, self.store, self.artifact_store, data)
@@ -113,7 +147,7 @@ class RunContext:
             started_at=now,
             heartbeat_at=now,
             host=socket.gethostname(),
-            pid=os.getpid(),
+            pid=None if detached else os.getpid(),
             orchestrator=self.orchestrator,
             stack=self.stack.to_dict(),
             config=config,
@@ -137,6 +171,8 @@ class RunContext:
         ]
         # The pipeline version's rows are written with the run, in its transaction, if new.
         self.store.create_run(record, steps, spec_json=plan.spec.to_json())
+        if detached:
+            return
         # Held for the whole run, so each step only switches buffers.
         logs.install()
         self._logs_installed = True
@@ -300,6 +336,40 @@ class RunContext:
             listener.step_finished(step_id=step_id, status=outcome.status)
         return outcome
 
+    def launched_elsewhere(self, step_id: str, status: str, error: str | None = None) -> None:
+        """A step a worker in another process launched (and recorded) ended with ``status``:
+        the run counts it, and listeners hear of it."""
+        with self._lock:
+            self.outcomes[step_id] = StepOutcome(
+                step_id, status, RuntimeError(error) if error else None
+            )
+        for listener in self.listeners:
+            listener.step_finished(step_id=step_id, status=status)
+
+    def lost(self, step_id: str, reason: str, *, attempts: int) -> None:
+        """A step whose worker died under it (the process killed, the host gone): recorded
+        ``failed`` with ``reason``, unless its worker recorded an outcome before it died."""
+        plan = self.plan.steps[step_id]
+        recorded = self.store.get_step_run(plan.step_run_id)
+        if recorded.status in Status.FINISHED:
+            self.launched_elsewhere(step_id, recorded.status, recorded.error)
+            return
+        now = time.time()
+        self.store.fail_step_run(
+            plan.step_run_id,
+            start=StepStart(
+                started_at=recorded.started_at or now,
+                inputs={},
+                code_hash=plan.step.code_hash,
+                cache_key=None,
+                parameters=plan.parameters,
+            ),
+            error=redact(reason),
+            ended_at=now,
+            attempts=attempts,
+        )
+        self.launched_elsewhere(step_id, Status.FAILED, reason)
+
     def skip(self, step_ids: Iterable[str], reason: str) -> None:
         """Mark steps that will not run (their upstream failed, or the run stopped)."""
         step_ids = [s for s in step_ids if s not in self.outcomes]
@@ -343,6 +413,16 @@ class RunContext:
                 f"{self.plan.run_name}: that step has not completed"
             )
         return produced[output]
+
+
+def tracked_steps(plan: RunPlan) -> dict[str, str]:
+    """Step id → the experiment tracker it names (``settings={"experiment_tracker": ...}``)."""
+    found = {}
+    for step_id, step_plan in plan.steps.items():
+        name = step_plan.settings.get("experiment_tracker")
+        if name:
+            found[step_id] = str(name)
+    return found
 
 
 def resolved_config(

@@ -6,14 +6,22 @@ An orchestrator never executes step logic itself."""
 from __future__ import annotations
 
 import abc
+import logging
 from typing import Any, ClassVar
 
 from gristmill._plugins import Flavor
 from gristmill.execution import RunContext
 
+logger = logging.getLogger("gristmill")
+# Flavors that already said they ignore step resources (once per process each).
+_ignored_resources: set[str] = set()
+
 
 class Orchestrator(Flavor, abc.ABC):
     flavor: ClassVar[str]
+    # True when the flavor places steps by their ``resources`` (Dask, Ray); the others run
+    # steps where they are and say once that resources are ignored.
+    uses_resources: ClassVar[bool] = False
 
     def __init__(self, **config: Any) -> None:
         if config:
@@ -25,6 +33,17 @@ class Orchestrator(Flavor, abc.ABC):
 
     def run(self, run: RunContext) -> str:
         """Execute a run to the end and return its final status."""
+        if not self.uses_resources and self.flavor not in _ignored_resources:
+            asking = [s for s, p in run.plan.steps.items() if p.options.resources is not None]
+            if asking:
+                _ignored_resources.add(self.flavor)
+                logger.warning(
+                    "orchestrator '%s' runs steps on this machine as they come and ignores "
+                    "their resources (asked by step%s %s); Dask and Ray place steps by them",
+                    self.flavor,
+                    "s" if len(asking) > 1 else "",
+                    ", ".join(f"'{s}'" for s in asking),
+                )
         run.start()
         try:
             self._run(run)

@@ -10,3 +10,17 @@ class ParallelOrchestratorConfig(BaseModel):
 
     # strict: "4" or true is a mistake in code, not a number to coerce.
     max_workers: int = Field(32, ge=1, strict=True, description="Steps running at once.")
+
+
+class DaskOrchestratorConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    address: str | None = Field(
+        None, description="The scheduler (tcp://host:8786); a LocalCluster when not given."
+    )
+    n_workers: int | None = Field(
+        None, ge=1, strict=True, description="LocalCluster worker processes (default: cores)."
+    )
+    threads_per_worker: int = Field(
+        1, ge=1, strict=True, description="LocalCluster threads per worker process."
+    )

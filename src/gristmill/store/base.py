@@ -136,6 +136,24 @@ class RunWriter(abc.ABC):
     def heartbeat(self, run_id: str, at: float) -> None: ...
 
     @abc.abstractmethod
+    def claim_step_run(
+        self,
+        step_run_id: str,
+        *,
+        at: float,
+        host: str,
+        pid: int,
+        environment: Mapping[str, Any],
+    ) -> None:
+        """A worker in another process takes a step run: it records where it runs (host, pid,
+        its environment), its first heartbeat, and shows it ``running`` if still pending."""
+
+    @abc.abstractmethod
+    def step_heartbeat(self, step_run_ids: Sequence[str], at: float) -> None:
+        """Workers beat for the step runs they run (those still ``pending``/``running``);
+        a run with a step that beat recently is alive wherever its steps run."""
+
+    @abc.abstractmethod
     def add_metadata(
         self, entity_type: str, entity_id: str, values: Mapping[str, Any], at: float
     ) -> None: ...
@@ -143,7 +161,8 @@ class RunWriter(abc.ABC):
     @abc.abstractmethod
     def reap_dead_runs(self, now: float, *, stale_after: float = STALE_AFTER_SECONDS) -> list[str]:
         """Mark runs whose process died (stale heartbeat, or a dead pid on this host) as
-        ``failed``; returns their ids."""
+        ``failed``, unless one of their step runs beat within ``stale_after`` (a worker
+        elsewhere still runs it); returns their ids."""
 
 
 class RunDeleter(abc.ABC):

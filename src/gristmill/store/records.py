@@ -73,6 +73,11 @@ class StepRunRecord:
     attempts: int = 0
     cached_from: str | None = None
     error: str | None = None
+    # Set by a worker in another process (remote orchestrators): where the step really ran.
+    host: str | None = None
+    pid: int | None = None
+    heartbeat_at: float | None = None
+    environment: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

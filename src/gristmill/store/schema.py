@@ -28,7 +28,7 @@ metadata = MetaData(
 
 ID = String(32)
 # The Alembic revision that this module's tables correspond to (a test keeps them in step).
-HEAD_REVISION = "0005"
+HEAD_REVISION = "0006"
 
 pipelines = Table(
     "pipelines",
@@ -95,6 +95,11 @@ step_runs = Table(
     Column("attempts", Integer, nullable=False, default=0),
     Column("cached_from", ID),
     Column("error", Text),
+    # The worker that ran it and its heartbeat (remote orchestrators); migration 0006.
+    Column("host", String(255)),
+    Column("pid", Integer),
+    Column("heartbeat_at", Float),
+    Column("environment", Text),
     UniqueConstraint("run_id", "name"),
     Index(None, "cache_key", "status"),
 )

@@ -83,6 +83,10 @@ def step_run_record(row: Any) -> StepRunRecord:
         attempts=row.attempts,
         cached_from=row.cached_from,
         error=row.error,
+        host=row.host,
+        pid=row.pid,
+        heartbeat_at=row.heartbeat_at,
+        environment=loads(row.environment, {}),
     )
 
 

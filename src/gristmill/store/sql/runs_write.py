@@ -358,6 +358,50 @@ class SQLRunWriter(SQLEngine, RunWriter):
 
         self._retrying(work, "recording a heartbeat")
 
+    def claim_step_run(
+        self,
+        step_run_id: str,
+        *,
+        at: float,
+        host: str,
+        pid: int,
+        environment: Mapping[str, Any],
+    ) -> None:
+        worker = {
+            "host": host,
+            "pid": pid,
+            "heartbeat_at": at,
+            "environment": json.dumps(dict(environment), sort_keys=True, default=str),
+        }
+
+        def work(conn: Connection) -> None:
+            conn.execute(
+                update(s.step_runs).where(s.step_runs.c.id == step_run_id).values(**worker)
+            )
+            conn.execute(
+                update(s.step_runs)
+                .where(s.step_runs.c.id == step_run_id, s.step_runs.c.status == Status.PENDING)
+                .values(status=Status.RUNNING, started_at=at)
+            )
+
+        self._retrying(work, "recording the worker of a step run")
+
+    def step_heartbeat(self, step_run_ids: Sequence[str], at: float) -> None:
+        if not step_run_ids:
+            return
+
+        def work(conn: Connection) -> None:
+            conn.execute(
+                update(s.step_runs)
+                .where(
+                    s.step_runs.c.id.in_(list(step_run_ids)),
+                    s.step_runs.c.status.in_([Status.PENDING, Status.RUNNING]),
+                )
+                .values(heartbeat_at=at)
+            )
+
+        self._retrying(work, "recording a step heartbeat")
+
     def add_metadata(
         self, entity_type: str, entity_id: str, values: Mapping[str, Any], at: float
     ) -> None:
@@ -386,6 +430,21 @@ class SQLRunWriter(SQLEngine, RunWriter):
                 dead.append((run_id, f"the process running it (pid {pid} on {host}) is gone"))
             elif heartbeat_at is not None and now - heartbeat_at > stale_after:
                 dead.append((run_id, f"no heartbeat for {now - heartbeat_at:.0f}s from {host}"))
+        if dead:
+            # A step still beating on a worker elsewhere keeps its run alive, whatever
+            # became of the process that started the run.
+            with self._reading("looking for steps still beating") as conn:
+                beating = {
+                    row[0]
+                    for row in conn.execute(
+                        select(s.step_runs.c.run_id).where(
+                            s.step_runs.c.run_id.in_([run_id for run_id, _ in dead]),
+                            s.step_runs.c.status.in_([Status.RUNNING, Status.PENDING]),
+                            s.step_runs.c.heartbeat_at > now - stale_after,
+                        )
+                    )
+                }
+            dead = [(run_id, reason) for run_id, reason in dead if run_id not in beating]
         if not dead:
             return []
 
