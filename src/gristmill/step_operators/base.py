@@ -1,0 +1,117 @@
+"""The step-operator extension point. ``launch`` (here) builds what every operator needs — the
+command that runs the step through the one launcher (``python -m gristmill.execution step``),
+the environment that tells the worker where the stores are (never on a command line), the
+step's resources and image — and follows the step run in the metadata store until it ends.
+A flavor implements ``_submit`` (start the job; return a handle) and ``_status`` (is it still
+running, or how did it end); flavors that build a provider request (Kubernetes, SageMaker,
+Vertex, Batch) also implement ``build_request`` so tests can check it against the provider
+SDK's own models without a cluster or a cloud account."""
+
+from __future__ import annotations
+
+import abc
+import os
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from gristmill._plugins import Flavor
+
+if TYPE_CHECKING:
+    from gristmill.execution.run import RunContext
+
+# What a worker needs in its environment to find the stores (execution/worker.py reads them).
+FORWARDED_VARIABLES = ("GRISTMILL_STORE_URL", "GRISTMILL_PROJECT", "GRISTMILL_SECRETS_KEY")
+
+
+@dataclass(frozen=True)
+class StepJob:
+    """One step of one run, as an operator submits it."""
+
+    run_id: str
+    run_name: str
+    step_id: str
+    step_run_id: str
+    # The command the job runs: ``python -m gristmill.execution step --run R S``.
+    command: tuple[str, ...]
+    # Values the worker reads from its environment (secrets among them: never log them).
+    environment: dict[str, str]
+    # The step's resources (``Resources``), if it asked for any.
+    resources: Any = None
+    image: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """How a submitted job is doing: ``running``, or ended (``succeeded``/``failed``, with a
+    reason for the failure)."""
+
+    state: str
+    reason: str | None = None
+
+    @property
+    def ended(self) -> bool:
+        return self.state != "running"
+
+
+class StepOperator(Flavor, abc.ABC):
+    """Runs one step away from the orchestrator's process and waits for it."""
+
+    flavor: ClassVar[str]
+    # Seconds between two looks at a running job.
+    poll_seconds: ClassVar[float] = 1.0
+
+    def launch(self, run: RunContext, step_id: str) -> str:
+        """Run ``step_id`` of ``run`` through this operator; its final status, as recorded by
+        the worker (a job that died before recording anything is recorded ``failed``)."""
+        job = self.job_for(run, step_id)
+        handle = self._submit(job)
+        while True:
+            status = self._status(handle)
+            if status.ended:
+                return self._outcome(run, job, status)
+            time.sleep(self.poll_seconds)
+
+    def job_for(self, run: RunContext, step_id: str) -> StepJob:
+        plan = run.plan.steps[step_id]
+        environment = {k: os.environ[k] for k in FORWARDED_VARIABLES if os.environ.get(k)}
+        if "GRISTMILL_STORE_URL" not in environment:
+            environment["GRISTMILL_STORE_URL"] = run.store.url
+        return StepJob(
+            run_id=run.plan.run_id,
+            run_name=run.plan.run_name,
+            step_id=step_id,
+            step_run_id=plan.step_run_id,
+            command=(
+                self.python(),
+                "-m",
+                "gristmill.execution",
+                "step",
+                "--run",
+                run.plan.run_id,
+                step_id,
+            ),
+            environment=environment,
+            resources=plan.options.resources,
+            image=plan.settings.get("image"),
+            settings=dict(plan.settings),
+        )
+
+    def python(self) -> str:
+        """The interpreter the job runs the step with (the job's own ``python`` by default)."""
+        return "python"
+
+    def _outcome(self, run: RunContext, job: StepJob, status: JobStatus) -> str:
+        """The status the worker recorded; a job that ended without recording one is lost."""
+        reason = status.reason or f"the {self.flavor} job ended without recording the step"
+        run.lost(job.step_id, f"step operator {self.flavor}: {reason}", attempts=1)
+        return run.outcomes[job.step_id].status
+
+    @abc.abstractmethod
+    def _submit(self, job: StepJob) -> Any:
+        """Start the job; return whatever ``_status`` needs to follow it."""
+
+    @abc.abstractmethod
+    def _status(self, handle: Any) -> JobStatus:
+        """How the job is doing now."""
