@@ -172,23 +172,37 @@ class StepOptions:
     version: str | None = None
     """A version string that is part of the cache key."""
     settings: dict[str, Any] = field(default_factory=dict)
-    """Free settings (resources, step_operator, ...), merged key by key."""
+    """Free settings (experiment_tracker, ...), merged key by key."""
     model: Model | str | None = field(default=None, metadata={"merge": "replace"})
     """The model this step's outputs belong to, instead of the pipeline's: {name, version}."""
     resources: Resources | None = field(default=None, metadata={"merge": "replace"})
     """What the step needs where it runs: {cpu, memory, gpu} (not part of the cache key)."""
+    step_operator: str | None = None
+    """The stack's step operator that runs this step (not part of the cache key)."""
 
     def __post_init__(self) -> None:
         _check(self)
         _normalize_model(self)
         given: Any = self.resources
-        if isinstance(self.settings, Mapping) and "resources" in self.settings:
-            # Written as a free setting (before resources were an option): one shape.
+        if isinstance(self.settings, Mapping) and (
+            "resources" in self.settings or "step_operator" in self.settings
+        ):
+            # Written as free settings (before these were options): one shape.
             settings = dict(self.settings)
-            moved = settings.pop("resources")
+            moved = settings.pop("resources", None)
+            operator = settings.pop("step_operator", None)
             object.__setattr__(self, "settings", settings)
             if given is None:
                 given = moved
+            if self.step_operator is None:
+                object.__setattr__(self, "step_operator", operator)
+        if self.step_operator is not None and (
+            not isinstance(self.step_operator, str) or not self.step_operator.strip()
+        ):
+            raise PipelineDefinitionError(
+                "step_operator must be the name of the stack's step operator (a string), not "
+                f"{self.step_operator!r}"
+            )
         if isinstance(given, Mapping):
             # ZenML's ResourceSettings spelling (cpu_count, gpu_count) is accepted as well.
             given = {_RESOURCE_ALIASES.get(k, k): v for k, v in given.items()}

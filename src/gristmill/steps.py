@@ -112,6 +112,7 @@ class Step(Generic[F]):
         version: str | None = None,
         model: Model | str | None = None,
         resources: Resources | Mapping[str, Any] | None = None,
+        step_operator: str | None = None,
     ) -> Step[F]:
         """A copy with the options given changed (``settings`` merge key by key)."""
         change = StepOptions(
@@ -124,6 +125,7 @@ class Step(Generic[F]):
             version=version,
             model=model,
             resources=resources,  # type: ignore[arg-type]  # a mapping is made Resources
+            step_operator=step_operator,
         )
         return Step(self.func, name=name or self.name, options=self.options.merged(change))
 
@@ -261,6 +263,7 @@ def step(
     version: str | None = None,
     model: Model | str | None = None,
     resources: Resources | Mapping[str, Any] | None = None,
+    step_operator: str | None = None,
 ) -> Callable[[F], Step[F]]: ...
 
 
@@ -278,6 +281,7 @@ def step(
     version: str | None = None,
     model: Model | str | None = None,
     resources: Resources | Mapping[str, Any] | None = None,
+    step_operator: str | None = None,
 ) -> Step[F] | Callable[[F], Step[F]]:
     """Make a function a pipeline step. Inputs and outputs come from its type hints; a return
     annotated ``Annotated[T, "name"]`` names the output (and its artifact), a ``tuple[...]``
@@ -290,7 +294,9 @@ def step(
     ``gristmill.Model``) links this step's outputs to a version of that model instead of the
     pipeline's; ``Annotated[T, ArtifactConfig(name=..., is_model_artifact=True)]`` says how
     an output is linked. ``resources`` (``Resources(cpu=2, memory="4GiB", gpu=1)``) says what
-    the step needs where it runs; orchestrators that place steps use it.
+    the step needs where it runs; orchestrators that place steps use it. ``step_operator``
+    names the stack's step operator that runs this step (another interpreter, a Spark
+    session, a cluster job) while the orchestrator runs the rest.
     """
 
     def decorate(f: F) -> Step[F]:
@@ -304,6 +310,7 @@ def step(
             version=version,
             model=model,
             resources=resources,  # type: ignore[arg-type]  # a mapping is made Resources
+            step_operator=step_operator,
         )
         return Step(f, name=name, options=options)
 

@@ -37,8 +37,8 @@ from gristmill.steps import Step
 SOURCE_PATTERN = r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$"
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_\-.]*$"
 ENV_REF = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
-# Step settings that set a step option; every other key is a free setting (resources,
-# step_operator, experiment_tracker, ...), passed to the step's settings.
+# Step settings that set a step option (cache, resources, step_operator, ...); every other key
+# is a free setting (experiment_tracker, ...), passed to the step's settings.
 OPTION_KEYS = tuple(n for n in StepOptions.__dataclass_fields__ if n != "settings")
 PARAMETER_KEYS = {"type", "default", "required", "description"}
 JsonType = Literal["int", "float", "str", "bool", "list", "dict", "any"]

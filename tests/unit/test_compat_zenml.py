@@ -332,7 +332,8 @@ def test_zenml_configuration_translates_to_a_run_config(tmp_path: Path) -> None:
     trainer = config.steps["trainer"]
     assert (trainer.cache, trainer.enable_logs, trainer.parameters) == (False, False, {"depth": 4})
     assert trainer.retries == Retry(count=3)
-    assert trainer.settings == {"experiment_tracker": "tracker", "step_operator": "gpu"}
+    assert trainer.settings == {"experiment_tracker": "tracker"}
+    assert trainer.step_operator == "gpu"
     assert trainer.resources == Resources(cpu=2)  # ZenML's cpu_count, as the resources option
     older = zenml_run_config({"model_version": {"name": "clf", "version": "production"}})
     assert older.model is not None and older.model.version == "production"

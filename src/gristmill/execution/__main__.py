@@ -57,7 +57,8 @@ def _steps(run_ref: str, step_ids: list[str]) -> int:
     from gristmill.execution.worker import launch_in_worker, worker_project
     from gristmill.store import Status
 
-    run = RunContext.attach(run_ref, project=worker_project())
+    # Only these steps are compiled: the worker imports their code, not the whole plan's.
+    run = RunContext.attach(run_ref, project=worker_project(), steps=step_ids)
     ok = True
     for step_id in step_ids:
         if step_id not in run.plan.steps:

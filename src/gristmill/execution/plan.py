@@ -9,7 +9,7 @@ import json
 import numbers
 import typing
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -107,8 +107,12 @@ def compile_run(
     *,
     functions: Mapping[str, Step[Any]] | None = None,
     run_id: str | None = None,
+    steps: Collection[str] | None = None,
 ) -> RunPlan:
-    """Validate a pipeline spec against a run configuration and resolve every step."""
+    """Validate a pipeline spec against a run configuration and resolve every step, or only
+    ``steps`` (only their code imported): a worker running some steps of a run compiled and
+    checked whole where it started. A partial plan's ``steps`` holds only those; its ``order``
+    is the whole pipeline's."""
     config = config or RunConfig()
     order = spec.validate()
     parameters = resolve_pipeline_parameters(spec, config.parameters)
@@ -132,13 +136,16 @@ def compile_run(
     if spec.settings.get("enable_cache") is False and config.enable_cache is None:
         enable_cache = False
     for position, step_id in enumerate(order):
+        if steps is not None and step_id not in steps:
+            continue
         step_spec = spec.step(step_id)
         step = (functions or {}).get(step_id) or load_step(step_spec)
         plan.steps[step_id] = _plan_step(
             step_spec, step, position, run_id, parameters, config.steps.get(step_id), enable_cache
         )
-    for step_id in order:
-        _check_input_types(plan, plan.steps[step_id])
+    if steps is None:  # a partial plan lacks the upstream output types (checked whole before)
+        for step_id in order:
+            _check_input_types(plan, plan.steps[step_id])
     return plan
 
 

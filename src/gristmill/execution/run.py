@@ -8,9 +8,9 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gristmill.artifacts import ArtifactStore
 from gristmill.errors import ConfigError, NotFoundError, StoreError
@@ -33,8 +33,14 @@ from gristmill.store import (
     StepStart,
 )
 from gristmill.store.base import HEARTBEAT_SECONDS
+
+if TYPE_CHECKING:
+    from gristmill.step_operators.base import StepOperator
 from gristmill.store.ids import pipeline_version_id
 
+# Set in the environment of a step operator's job: the step run it is for, which ``launch``
+# then runs in place (instead of handing it to the operator again).
+OPERATOR_JOB_VARIABLE = "GRISTMILL_OPERATOR_STEP_RUN"
 # How long a step runs before it is shown as running (a write the quick steps skip).
 RUNNING_MARK_DELAY = 0.1
 # Why a step the user stopped with Ctrl-C ended (its stored error; no traceback).
@@ -87,6 +93,12 @@ class RunContext:
         self.model_versions: dict[str, ModelVersionRecord] = {}
         # The stack's experiment tracker, built when a step first names it.
         self._tracker: Any = None
+        # An attached run (a worker's): step id → step run id, and the external input
+        # versions the run recorded (step → argument → version id).
+        self._step_run_ids: dict[str, str] = {}
+        self._recorded_inputs: dict[str, dict[str, str]] = {}
+        # The stack's step operator, built when a step first names it.
+        self._operator: StepOperator | None = None
 
     def experiment_tracker(self, step: tuple[str, str]) -> Any:
         """The stack's experiment tracker for ``(step id, tracker name)``, built once (the
@@ -124,6 +136,10 @@ class RunContext:
         # A step naming a tracker the stack lacks fails here, before anything is recorded.
         for tracked in tracked_steps(plan).items():
             self.experiment_tracker(tracked)
+        # So does a step naming a step operator the stack lacks (or one that cannot be built).
+        for step_id, step_plan in plan.steps.items():
+            if step_plan.options.step_operator:
+                self.step_operator((step_id, step_plan.options.step_operator))
         # Before anything is recorded: an unknown artifact version is an error at the start.
         data: dict[str, dict[str, dict[str, Any]]] = {}
         resolved = resolve_external_inputs(plan, self.store, self.artifact_store, data)
@@ -281,9 +297,13 @@ class RunContext:
         return f"interrupted in step{'s' if len(self.interrupted_steps) > 1 else ''} {where}"
 
     @classmethod
-    def attach(cls, run_ref: str, *, project: Project) -> RunContext:
+    def attach(
+        cls, run_ref: str, *, project: Project, steps: Collection[str] | None = None
+    ) -> RunContext:
         """The context of a run recorded (and started) elsewhere, to launch some of its steps
-        in this process: same plan, same step run ids, same stack."""
+        in this process: same plan, same step run ids, same stack. ``steps``: compile only
+        those (only their code is imported, not the other steps'); ``add_steps`` compiles
+        more later, for a worker that keeps the context from step to step."""
         from gristmill.execution.plan import compile_run
         from gristmill.options import RunConfig
         from gristmill.spec import PipelineSpec
@@ -294,12 +314,8 @@ class RunContext:
         config = RunConfig.from_dict(
             {k: v for k, v in record.config.items() if k not in RESOLVED_KEYS}
         )
-        plan = compile_run(spec, config, run_id=record.id)
+        plan = compile_run(spec, config, run_id=record.id, steps=steps)
         plan.run_name = record.name
-        attach_external_inputs(plan, store, record.config.get("resolved_artifacts", {}))
-        for step_run in store.get_step_runs(record.id):
-            if step_run.name in plan.steps:
-                plan.steps[step_run.name].step_run_id = step_run.id
         stack = Stack.from_dict(record.stack)
         context = cls(
             plan,
@@ -308,9 +324,32 @@ class RunContext:
             stack=stack,
             orchestrator=record.orchestrator or "unknown",
         )
+        context._recorded_inputs = record.config.get("resolved_artifacts", {})
+        context._step_run_ids = {s.name: s.id for s in store.get_step_runs(record.id)}
+        context._bind(plan)
         for step_id, (model_name, version_id) in record.config.get("resolved_models", {}).items():
             context.model_versions[step_id] = store.get_model_version(model_name, version_id)
         return context
+
+    def add_steps(self, step_ids: Iterable[str]) -> None:
+        """Compile more steps of an attached run (only their code imported), so that a worker
+        keeping the context can launch them too."""
+        from gristmill.execution.plan import compile_run
+
+        with self._lock:
+            missing = [s for s in step_ids if s not in self.plan.steps]
+            if not missing:
+                return
+            plan = self.plan
+            partial = compile_run(plan.spec, plan.config, run_id=plan.run_id, steps=missing)
+            self._bind(partial)
+            plan.steps.update(partial.steps)
+
+    def _bind(self, plan: RunPlan) -> None:
+        """Give an attached run's compiled steps their recorded step run ids and inputs."""
+        attach_external_inputs(plan, self.store, self._recorded_inputs)
+        for step_id, step_plan in plan.steps.items():
+            step_plan.step_run_id = self._step_run_ids.get(step_id, step_plan.step_run_id)
 
     def _collect_remote_outcomes(self) -> None:
         """Steps launched by other processes (remote orchestrators) count with the status
@@ -327,14 +366,69 @@ class RunContext:
     # -- what orchestrators call --------------------------------------------------------------
 
     def launch(self, step_id: str) -> StepOutcome:
+        """Launch a step: on the step operator it names (which blocks until the step ended
+        and returns what its worker recorded), else here. A process that is that operator's
+        job for this step (``OPERATOR_JOB_VARIABLE``) runs it here."""
         for listener in self.listeners:
             listener.step_started(step_id=step_id)
+        plan = self.plan.steps[step_id]
+        name = plan.options.step_operator
+        if name and os.environ.get(OPERATOR_JOB_VARIABLE) != plan.step_run_id:
+            return self._launch_on_operator(step_id, name)
+        return self.run_here(step_id)
+
+    def run_here(self, step_id: str) -> StepOutcome:
+        """Run a step in this process through the launcher and count its outcome (what
+        ``launch`` does for a step without a step operator; an in-process operator calls it
+        inside what it sets up)."""
         outcome = launch_step(self, step_id)
         with self._lock:
             self.outcomes[step_id] = outcome
         for listener in self.listeners:
             listener.step_finished(step_id=step_id, status=outcome.status)
         return outcome
+
+    def step_operator(self, step: tuple[str, str]) -> StepOperator:
+        """The stack's step operator for ``(step id, operator name)``, built once (the
+        flavor's packages and settings checked); a ConfigError naming the step and the fix
+        when the stack has no step operator of that name."""
+        step_id, name = step
+        component = self.stack.components.get("step_operator")
+        if component is None or component.name != name:
+            has = f"step operator '{component.name}'" if component else "no step operator"
+            raise ConfigError(
+                f"step '{step_id}' runs on step operator '{name}', but stack "
+                f"'{self.stack.name}' has {has}: register a stack with it (`gristmill stack "
+                f"register NAME -o ... -a ... -s {name}`) and run on that stack, or remove the "
+                "step's step_operator option"
+            )
+        with self._lock:
+            if self._operator is None:
+                from gristmill.stacks.secrets import references
+
+                resolve = None
+                if references(component.config):
+                    from gristmill.project import find_project
+
+                    resolve = find_project().resolve
+                self._operator = component.build(resolve=resolve)
+            return self._operator
+
+    def _launch_on_operator(self, step_id: str, name: str) -> StepOutcome:
+        operator = self.step_operator((step_id, name))
+        try:
+            operator.launch(self, step_id)
+        except KeyboardInterrupt:
+            self.interrupted(step_id)
+            raise
+        except Exception as exc:  # the operator could not run it: the step fails, the run goes on
+            if step_id not in self.outcomes:
+                self.lost(
+                    step_id,
+                    f"step operator '{name}' failed: {type(exc).__name__}: {exc}",
+                    attempts=1,
+                )
+        return self.outcomes[step_id]
 
     def launched_elsewhere(self, step_id: str, status: str, error: str | None = None) -> None:
         """A step a worker in another process launched (and recorded) ended with ``status``:
@@ -403,7 +497,8 @@ class RunContext:
         ran that step)."""
         produced = self._outputs.get(step_id)
         if produced is None:
-            step_run_id = self.plan.steps[step_id].step_run_id
+            planned = self.plan.steps.get(step_id)  # not compiled in a worker's partial plan
+            step_run_id = planned.step_run_id if planned else self._step_run_ids[step_id]
             produced = self.store.get_step_run_io([step_run_id])[step_run_id][1]
             if produced:
                 self.record_outputs(step_id, produced)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import platform
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from gristmill.store.base import HEARTBEAT_SECONDS
 if TYPE_CHECKING:
     from gristmill.execution.run import RunContext
     from gristmill.project import Project
+    from gristmill.store import MetadataStore
 
 # Where a worker learns where the stores are; the orchestrator's process sets them for the
 # workers it starts, and an operator sets them on a cluster's workers.
@@ -30,6 +32,11 @@ IMAGE_VARIABLES = ("GRISTMILL_IMAGE", "CONTAINER_IMAGE", "IMAGE_NAME")
 
 _logs_installed = False
 _logs_lock = threading.Lock()
+# Runs attached in this worker process: (store URL, run id) → the run, steps compiled as they
+# come. Attaching costs a plan compile and a few store reads: paid once per run, not per step.
+_attached: dict[tuple[str, str], RunContext] = {}
+_attached_lock = threading.Lock()
+MAX_ATTACHED_RUNS = 8
 
 
 @dataclass(frozen=True)
@@ -61,7 +68,8 @@ def worker_project() -> Project:
 
 
 def worker_environment() -> dict[str, Any]:
-    """Where a step really ran: host, pid, Python, platform, gristmill, the installed packages
+    """Where a step really ran: host, pid, Python (version, executable, prefix), platform,
+    gristmill, the installed packages
     (their digest) and the container image, if the worker knows it."""
     from gristmill._hashing import hash_text
     from gristmill._version import __version__
@@ -72,6 +80,9 @@ def worker_environment() -> dict[str, Any]:
         "host": socket.gethostname(),
         "pid": os.getpid(),
         "python": platform.python_version(),
+        # Which interpreter and environment (a venv's prefix): a step operator may use another.
+        "executable": sys.executable,
+        "prefix": sys.prefix,
         "implementation": platform.python_implementation(),
         "platform": platform.platform(terse=True),
         "gristmill": __version__,
@@ -88,18 +99,64 @@ def run_step(
 ) -> StepResult:
     """Run one step of a recorded run in this process and return how it ended. Step failures
     are results; a worker that cannot reach the stores raises."""
+    run = attached_run(run_ref, [step_id], project=worker_project())
+    return launch_in_worker(run, step_id, heartbeat_seconds=heartbeat_seconds)
+
+
+def prepare_worker() -> None:
+    """Pay once, before the first step, what every step in this process needs first: the
+    launcher's modules imported, the metadata store opened, the run configuration's validator
+    built, logs captured. Orchestrators call it on every worker they start, all at once."""
+    from gristmill.execution import run as _run  # noqa: F401  (the launcher and its imports)
+    from gristmill.options import RunConfig
+
+    worker_project().store()
+    RunConfig.from_dict({})
+    worker_environment()
+    _install_logs()
+
+
+def attached_run(run_ref: str, step_ids: list[str], *, project: Project) -> RunContext:
+    """The run, attached from the store once per worker process and kept while it runs (a
+    worker gets many steps of one run), with ``step_ids`` compiled: only their code is
+    imported. Runs that ended are forgotten when another run is attached."""
+    from gristmill.errors import NotFoundError, did_you_mean
     from gristmill.execution.run import RunContext
 
-    project = worker_project()
-    run = RunContext.attach(run_ref, project=project)
-    if step_id not in run.plan.steps:
-        from gristmill.errors import NotFoundError, did_you_mean
-
+    store = project.store()
+    with _attached_lock:
+        run = _attached.get((store.url, run_ref))
+        if run is None:
+            _forget_ended_runs(store)
+            run = RunContext.attach(run_ref, project=project, steps=())
+            _attached[(store.url, run.plan.run_id)] = run
+    unknown = [s for s in step_ids if s not in run.plan.order]
+    if unknown:
         raise NotFoundError(
-            f"run {run.plan.run_name} has no step '{step_id}'"
-            f"{did_you_mean(step_id, run.plan.steps)}"
+            f"run {run.plan.run_name} has no step '{unknown[0]}'"
+            f"{did_you_mean(unknown[0], run.plan.order)}"
         )
-    return launch_in_worker(run, step_id, heartbeat_seconds=heartbeat_seconds)
+    run.add_steps(step_ids)
+    return run
+
+
+def _forget_ended_runs(store: MetadataStore) -> None:
+    """Drop the attached runs that ended (and the oldest beyond ``MAX_ATTACHED_RUNS``);
+    called with ``_attached_lock`` held."""
+    from gristmill.errors import NotFoundError
+    from gristmill.store import Status
+
+    for key in list(_attached):
+        if key[0] != store.url:
+            continue
+        try:
+            ended = store.get_run(key[1]).status in Status.FINISHED
+        except NotFoundError:  # deleted meanwhile
+            ended = True
+        if ended:
+            del _attached[key]
+    while len(_attached) >= MAX_ATTACHED_RUNS:
+        del _attached[next(iter(_attached))]
 
 
 def launch_in_worker(

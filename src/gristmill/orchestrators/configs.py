@@ -24,3 +24,14 @@ class DaskOrchestratorConfig(BaseModel):
     threads_per_worker: int = Field(
         1, ge=1, strict=True, description="LocalCluster threads per worker process."
     )
+
+
+class RayOrchestratorConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    address: str | None = Field(
+        None, description="The cluster (ray://host:10001, or auto); a local Ray when not given."
+    )
+    num_cpus: int | None = Field(
+        None, ge=1, strict=True, description="CPUs of the local Ray (default: all cores)."
+    )

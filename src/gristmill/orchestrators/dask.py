@@ -10,20 +10,22 @@ again when the step has retries left; what finished before is kept."""
 
 from __future__ import annotations
 
-import logging
 import os
-import sys
-from pathlib import Path
+from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
 from gristmill.errors import ConfigError
 from gristmill.execution import RunContext
 from gristmill.orchestrators.base import Orchestrator
+from gristmill.orchestrators.tasks import (
+    run_step_task,
+    run_tasks,
+    warm_worker,
+    worker_environment_variables,
+)
 
 if TYPE_CHECKING:
     from distributed import Client, Future
-
-logger = logging.getLogger("gristmill")
 
 
 class DaskOrchestrator(Orchestrator):
@@ -50,72 +52,11 @@ class DaskOrchestrator(Orchestrator):
         client, close = self._connect(run)
         try:
             _check_resources(client, run)
-            self._schedule(client, run)
+            # Every worker imports the launcher and opens the stores now, all at once.
+            client.run(warm_worker)
+            run_tasks(run, _DaskTasks(client, run))
         finally:
             close()
-
-    def _schedule(self, client: Client, run: RunContext) -> None:
-        from distributed import as_completed
-
-        plan = run.plan
-        waiting = {step_id: set(plan.upstream(step_id)) for step_id in plan.order}
-        children: dict[str, list[str]] = {step_id: [] for step_id in plan.order}
-        for step_id, ups in waiting.items():
-            for up in ups:
-                children[up].append(step_id)
-        attempts: dict[str, int] = {}
-        running: dict[Future[Any], str] = {}
-        futures = as_completed()
-
-        def submit(step_id: str) -> None:
-            blocker = run.blocked_by(step_id)
-            if blocker is not None:
-                run.skip([step_id], f"upstream step '{blocker}' did not succeed")
-                release(step_id)
-                return
-            attempts[step_id] = attempts.get(step_id, 0) + 1
-            for listener in run.listeners:
-                listener.step_started(step_id=step_id)
-            future = client.submit(
-                _run_step,
-                plan.run_id,
-                step_id,
-                key=f"gristmill-{step_id}-{plan.run_id[:12]}-{attempts[step_id]}",
-                pure=False,
-                resources=dask_resources(plan.steps[step_id].options.resources),
-            )
-            running[future] = step_id
-            futures.add(future)
-
-        def release(step_id: str) -> None:
-            for child in children[step_id]:
-                waiting[child].discard(step_id)
-                if not waiting[child]:
-                    submit(child)
-
-        try:
-            for step_id in plan.order:
-                if not waiting[step_id]:
-                    submit(step_id)
-            for future in futures:
-                step_id = running.pop(future)
-                try:
-                    status, error = future.result()
-                except Exception as exc:  # the worker died (KilledWorker) or was lost
-                    reason = f"the Dask worker running it died: {type(exc).__name__}: {exc}"
-                    if attempts[step_id] <= plan.steps[step_id].retries.count:
-                        logger.warning("step '%s': %s; running it again", step_id, reason)
-                        submit(step_id)
-                        continue
-                    run.lost(step_id, reason, attempts=attempts[step_id])
-                else:
-                    run.launched_elsewhere(step_id, status, error)
-                release(step_id)
-        except KeyboardInterrupt:
-            for future, step_id in running.items():
-                future.cancel()
-                run.interrupted(step_id)
-            raise
 
     def _connect(self, run: RunContext) -> tuple[Client, Any]:
         from distributed import Client
@@ -155,14 +96,6 @@ class DaskOrchestrator(Orchestrator):
         return client, close
 
 
-def _run_step(run_id: str, step_id: str) -> tuple[str, str | None]:
-    """The task: one step in this worker process (module-level, so workers import it)."""
-    from gristmill.execution.worker import run_step
-
-    result = run_step(run_id, step_id)
-    return result.status, result.error
-
-
 def dask_resources(resources: Any) -> dict[str, float] | None:
     """A step's ``Resources`` as Dask worker resources; None when it asks for nothing."""
     if resources is None:
@@ -196,18 +129,37 @@ def _check_resources(client: Client, run: RunContext) -> None:
             )
 
 
-def worker_environment_variables(run: RunContext) -> dict[str, str]:
-    """What the workers this process starts need to find the stores and the user's code:
-    set in their environment (never on a command line, never logged)."""
-    from gristmill.project import find_project
+class _DaskTasks:
+    """Steps as tasks on a Dask client (the ``TaskEngine`` of ``run_tasks``)."""
 
-    env = {
-        "GRISTMILL_STORE_URL": run.store.url,
-        "GRISTMILL_PROJECT": str(find_project().root),
-        # The user's code imports in the workers as it does here.
-        "PYTHONPATH": os.pathsep.join(p for p in sys.path if p and Path(p).is_dir()),
-    }
-    key = os.environ.get("GRISTMILL_SECRETS_KEY")
-    if key:
-        env["GRISTMILL_SECRETS_KEY"] = key
-    return env
+    def __init__(self, client: Client, run: RunContext) -> None:
+        from distributed import as_completed
+
+        self._client = client
+        self._plan = run.plan
+        self._finished = as_completed()
+
+    def submit(self, step_id: str, attempt: int) -> Hashable:
+        future: Future[Any] = self._client.submit(
+            run_step_task,
+            self._plan.run_id,
+            step_id,
+            key=f"gristmill-{step_id}-{self._plan.run_id[:12]}-{attempt}",
+            pure=False,
+            resources=dask_resources(self._plan.steps[step_id].options.resources),
+        )
+        self._finished.add(future)
+        return future
+
+    def next_finished(self) -> Hashable:
+        return next(self._finished)  # type: ignore[no-any-return]
+
+    def outcome(self, task: Hashable) -> tuple[str, str | None]:
+        status, error = task.result()  # type: ignore[attr-defined]
+        return status, error
+
+    def lost_reason(self, error: Exception) -> str:
+        return f"the Dask worker running it died: {type(error).__name__}: {error}"
+
+    def cancel(self, task: Hashable) -> None:
+        task.cancel()  # type: ignore[attr-defined]

@@ -5,17 +5,25 @@ step's resources and image — and follows the step run in the metadata store un
 A flavor implements ``_submit`` (start the job; return a handle) and ``_status`` (is it still
 running, or how did it end); flavors that build a provider request (Kubernetes, SageMaker,
 Vertex, Batch) also implement ``build_request`` so tests can check it against the provider
-SDK's own models without a cluster or a cloud account."""
+SDK's own models without a cluster or a cloud account.
+
+An operator whose "somewhere else" is this process with something set up around the step (a
+Spark session) is an ``InProcessStepOperator``: it implements ``_around`` only.
+
+The job's environment names the step run it is for (``GRISTMILL_OPERATOR_STEP_RUN``): the
+worker then runs that step in place instead of handing it to the operator again."""
 
 from __future__ import annotations
 
 import abc
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from gristmill._plugins import Flavor
+from gristmill.execution.run import OPERATOR_JOB_VARIABLE
 
 if TYPE_CHECKING:
     from gristmill.execution.run import RunContext
@@ -67,17 +75,22 @@ class StepOperator(Flavor, abc.ABC):
         the worker (a job that died before recording anything is recorded ``failed``)."""
         job = self.job_for(run, step_id)
         handle = self._submit(job)
-        while True:
-            status = self._status(handle)
-            if status.ended:
-                return self._outcome(run, job, status)
-            time.sleep(self.poll_seconds)
+        try:
+            while True:
+                status = self._status(handle)
+                if status.ended:
+                    return self._outcome(run, job, status)
+                time.sleep(self.poll_seconds)
+        except BaseException:  # Ctrl-C, or a failure to follow the job: do not leave it running
+            self._cancel(handle)
+            raise
 
     def job_for(self, run: RunContext, step_id: str) -> StepJob:
         plan = run.plan.steps[step_id]
         environment = {k: os.environ[k] for k in FORWARDED_VARIABLES if os.environ.get(k)}
         if "GRISTMILL_STORE_URL" not in environment:
             environment["GRISTMILL_STORE_URL"] = run.store.url
+        environment[OPERATOR_JOB_VARIABLE] = plan.step_run_id
         return StepJob(
             run_id=run.plan.run_id,
             run_name=run.plan.run_name,
@@ -115,3 +128,26 @@ class StepOperator(Flavor, abc.ABC):
     @abc.abstractmethod
     def _status(self, handle: Any) -> JobStatus:
         """How the job is doing now."""
+
+    def _cancel(self, handle: Any) -> None:
+        """Stop the job (the run was interrupted, or following it failed); by default the job
+        is left to end on its own."""
+
+
+class InProcessStepOperator(StepOperator):
+    """An operator that runs the step in this process, inside what ``_around`` sets up (a Spark
+    session): no job, no polling, the step's outcome is the launcher's."""
+
+    def launch(self, run: RunContext, step_id: str) -> str:
+        with self._around(run, step_id):
+            return run.run_here(step_id).status
+
+    @abc.abstractmethod
+    def _around(self, run: RunContext, step_id: str) -> contextlib.AbstractContextManager[Any]:
+        """What the step runs inside."""
+
+    def _submit(self, job: StepJob) -> Any:
+        raise TypeError(f"step operator {self.flavor} runs steps in process; it submits no job")
+
+    def _status(self, handle: Any) -> JobStatus:
+        raise TypeError(f"step operator {self.flavor} runs steps in process; it has no jobs")

@@ -509,13 +509,11 @@ def step(
 ) -> Step[F] | Callable[[F], Step[F]]:
     """ZenML's ``@step``: gristmill's, with ZenML's option names (``enable_cache`` →
     ``cache``, ``enable_step_logs`` → ``enable_logs``, ``retry`` → ``retries``;
-    ``experiment_tracker`` and ``step_operator`` go to the step's settings)."""
+    ``experiment_tracker`` goes to the step's settings, ``step_operator`` is the option)."""
     _refuse(unsupported, "@step")
     chosen = dict(settings or {})
     if experiment_tracker is not None:
         chosen["experiment_tracker"] = experiment_tracker
-    if step_operator is not None:
-        chosen["step_operator"] = step_operator
     retries = Retry(**retry_options(retry, where="@step(retry=...)")) if retry else None
     decorate = _step(
         name=name,
@@ -526,6 +524,7 @@ def step(
         on_success=on_success,
         model=model,
         retries=retries,
+        step_operator=step_operator,
     )
     return decorate(func) if func is not None else decorate
 
