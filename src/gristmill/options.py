@@ -179,30 +179,38 @@ class StepOptions:
     """What the step needs where it runs: {cpu, memory, gpu} (not part of the cache key)."""
     step_operator: str | None = None
     """The stack's step operator that runs this step (not part of the cache key)."""
+    experiment_tracker: str | None = None
+    """The stack's experiment tracker this step runs inside (not part of the cache key)."""
 
     def __post_init__(self) -> None:
         _check(self)
         _normalize_model(self)
         given: Any = self.resources
         if isinstance(self.settings, Mapping) and (
-            "resources" in self.settings or "step_operator" in self.settings
+            {"resources", "step_operator", "experiment_tracker"} & set(self.settings)
         ):
             # Written as free settings (before these were options): one shape.
             settings = dict(self.settings)
             moved = settings.pop("resources", None)
             operator = settings.pop("step_operator", None)
+            tracker = settings.pop("experiment_tracker", None)
             object.__setattr__(self, "settings", settings)
             if given is None:
                 given = moved
             if self.step_operator is None:
                 object.__setattr__(self, "step_operator", operator)
-        if self.step_operator is not None and (
-            not isinstance(self.step_operator, str) or not self.step_operator.strip()
+            if self.experiment_tracker is None:
+                object.__setattr__(self, "experiment_tracker", tracker)
+        for option, component in (
+            ("step_operator", "step operator"),
+            ("experiment_tracker", "experiment tracker"),
         ):
-            raise PipelineDefinitionError(
-                "step_operator must be the name of the stack's step operator (a string), not "
-                f"{self.step_operator!r}"
-            )
+            chosen = getattr(self, option)
+            if chosen is not None and (not isinstance(chosen, str) or not chosen.strip()):
+                raise PipelineDefinitionError(
+                    f"{option} must be the name of the stack's {component} (a string), not "
+                    f"{chosen!r}"
+                )
         if isinstance(given, Mapping):
             # ZenML's ResourceSettings spelling (cpu_count, gpu_count) is accepted as well.
             given = {_RESOURCE_ALIASES.get(k, k): v for k, v in given.items()}

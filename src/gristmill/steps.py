@@ -113,6 +113,7 @@ class Step(Generic[F]):
         model: Model | str | None = None,
         resources: Resources | Mapping[str, Any] | None = None,
         step_operator: str | None = None,
+        experiment_tracker: str | None = None,
     ) -> Step[F]:
         """A copy with the options given changed (``settings`` merge key by key)."""
         change = StepOptions(
@@ -126,6 +127,7 @@ class Step(Generic[F]):
             model=model,
             resources=resources,  # type: ignore[arg-type]  # a mapping is made Resources
             step_operator=step_operator,
+            experiment_tracker=experiment_tracker,
         )
         return Step(self.func, name=name or self.name, options=self.options.merged(change))
 
@@ -264,6 +266,7 @@ def step(
     model: Model | str | None = None,
     resources: Resources | Mapping[str, Any] | None = None,
     step_operator: str | None = None,
+    experiment_tracker: str | None = None,
 ) -> Callable[[F], Step[F]]: ...
 
 
@@ -282,6 +285,7 @@ def step(
     model: Model | str | None = None,
     resources: Resources | Mapping[str, Any] | None = None,
     step_operator: str | None = None,
+    experiment_tracker: str | None = None,
 ) -> Step[F] | Callable[[F], Step[F]]:
     """Make a function a pipeline step. Inputs and outputs come from its type hints; a return
     annotated ``Annotated[T, "name"]`` names the output (and its artifact), a ``tuple[...]``
@@ -311,6 +315,7 @@ def step(
             model=model,
             resources=resources,  # type: ignore[arg-type]  # a mapping is made Resources
             step_operator=step_operator,
+            experiment_tracker=experiment_tracker,
         )
         return Step(f, name=name, options=options)
 

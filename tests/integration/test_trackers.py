@@ -27,7 +27,7 @@ pytest.importorskip("mlflow")
 pytest.importorskip("sklearn")
 
 
-@step(settings={"experiment_tracker": "trk"})
+@step(experiment_tracker="trk")
 def train(
     epochs: int = 3, lr: float = 0.1
 ) -> Annotated[Any, ArtifactConfig(name="clf", is_model_artifact=True)]:

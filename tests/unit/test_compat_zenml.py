@@ -280,7 +280,8 @@ def test_step_options_take_zenml_names() -> None:
     options = configured.options
     assert (options.cache, options.enable_logs) == (False, False)
     assert options.retries == Retry(count=2, delay=1.0, backoff=2.0)
-    assert options.settings == {"experiment_tracker": "mlflow_tracker"}
+    assert options.experiment_tracker == "mlflow_tracker"
+    assert options.settings == {}
     assert configured() == 1  # outside a pipeline, the plain function
     with pytest.raises(GristmillError, match="output_materializers"):
         step(output_materializers={})
@@ -332,7 +333,8 @@ def test_zenml_configuration_translates_to_a_run_config(tmp_path: Path) -> None:
     trainer = config.steps["trainer"]
     assert (trainer.cache, trainer.enable_logs, trainer.parameters) == (False, False, {"depth": 4})
     assert trainer.retries == Retry(count=3)
-    assert trainer.settings == {"experiment_tracker": "tracker"}
+    assert trainer.experiment_tracker == "tracker"
+    assert trainer.settings == {}
     assert trainer.step_operator == "gpu"
     assert trainer.resources == Resources(cpu=2)  # ZenML's cpu_count, as the resources option
     older = zenml_run_config({"model_version": {"name": "clf", "version": "production"}})

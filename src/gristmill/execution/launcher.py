@@ -259,9 +259,9 @@ def _launch(
 
 
 def _start_tracking(run: RunContext, plan: StepPlan, context: StepContext) -> Any:
-    """The step's experiment tracker run, when its settings name one (None otherwise); the
+    """The step's experiment tracker run, when its options name one (None otherwise); the
     link to it is recorded on the step run."""
-    name = plan.settings.get("experiment_tracker")
+    name = plan.options.experiment_tracker
     if not name:
         return None
     from gristmill.tracking.base import TrackedStep

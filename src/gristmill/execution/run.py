@@ -112,7 +112,7 @@ class RunContext:
                 f"step '{step_id}' uses experiment tracker '{name}', but stack "
                 f"'{self.stack.name}' has {has}: register a stack with it (`gristmill stack "
                 f"register NAME -o ... -a ... -e {name}`) and run on that stack, or remove the "
-                "step's experiment_tracker setting"
+                "step's experiment_tracker option"
             )
         with self._lock:
             if self._tracker is None:
@@ -511,10 +511,10 @@ class RunContext:
 
 
 def tracked_steps(plan: RunPlan) -> dict[str, str]:
-    """Step id → the experiment tracker it names (``settings={"experiment_tracker": ...}``)."""
+    """Step id → the experiment tracker it names (``@step(experiment_tracker=...)``)."""
     found = {}
     for step_id, step_plan in plan.steps.items():
-        name = step_plan.settings.get("experiment_tracker")
+        name = step_plan.options.experiment_tracker
         if name:
             found[step_id] = str(name)
     return found

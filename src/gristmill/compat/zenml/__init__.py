@@ -509,11 +509,9 @@ def step(
 ) -> Step[F] | Callable[[F], Step[F]]:
     """ZenML's ``@step``: gristmill's, with ZenML's option names (``enable_cache`` →
     ``cache``, ``enable_step_logs`` → ``enable_logs``, ``retry`` → ``retries``;
-    ``experiment_tracker`` goes to the step's settings, ``step_operator`` is the option)."""
+    ``experiment_tracker`` and ``step_operator`` are the same options)."""
     _refuse(unsupported, "@step")
     chosen = dict(settings or {})
-    if experiment_tracker is not None:
-        chosen["experiment_tracker"] = experiment_tracker
     retries = Retry(**retry_options(retry, where="@step(retry=...)")) if retry else None
     decorate = _step(
         name=name,
@@ -525,6 +523,7 @@ def step(
         model=model,
         retries=retries,
         step_operator=step_operator,
+        experiment_tracker=experiment_tracker,
     )
     return decorate(func) if func is not None else decorate
 

@@ -165,9 +165,7 @@ def _step(options: Mapping[str, Any], path: tuple[Any, ...], source: _Source) ->
             step["cache"] = value
         elif key == "enable_step_logs":
             step["enable_logs"] = value
-        elif key == "experiment_tracker":
-            settings[key] = value  # gristmill reads it from the step's settings
-        elif key == "step_operator":
+        elif key in ("experiment_tracker", "step_operator"):
             step[key] = value
         elif key == "retry":
             step["retries"] = retry_options(value, where=f"{source.label}: {'.'.join(path)}.retry")
