@@ -46,14 +46,16 @@ format: $(STAMP)
 	$(BIN)/ruff format src tests benchmarks examples
 	$(BIN)/ruff check --fix src tests benchmarks examples
 
-bench: $(STAMP)
-	$(BIN)/python benchmarks/run.py
+# Benchmarks run as users' processes do: with bytecode caching, whatever the shell sets; the
+# library sections (torch, Spark, Dask, Ray) need the ml extra.
+bench: $(ML_STAMP)
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python benchmarks/run.py
 
 bench-peers: $(STAMP)
-	$(BIN)/python benchmarks/compare.py
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python benchmarks/compare.py
 
 bench-scale: $(STAMP)
-	$(BIN)/python benchmarks/scale.py
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python benchmarks/scale.py
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache examples/quickstart/.gristmill

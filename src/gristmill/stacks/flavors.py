@@ -164,20 +164,21 @@ def validate_config(
 ) -> dict[str, Any]:
     """Check settings against the flavor's model; returns them as given (with values coerced
     to their declared types). Secret references (``{{ secret.NAME.KEY }}``) stay as they are."""
-    from pydantic import ValidationError
-
-    from gristmill._yaml import plain_problem
-    from gristmill.stacks.secrets import has_reference
-
     cls = flavor_class(component_type, flavor)
     label = _label(component_type, flavor, name)
-    model = config_model(cls)
-    if model is None:
+    if not cls.config_model:  # nothing to validate: no pydantic import for it
         if config:
             raise ConfigError(
                 f"{label} takes no settings, but was given {', '.join(map(repr, sorted(config)))}"
             )
         return {}
+    from pydantic import ValidationError
+
+    from gristmill._yaml import plain_problem
+    from gristmill.stacks.secrets import has_reference
+
+    model = config_model(cls)
+    assert model is not None  # the class names one (checked above)
     for field in cls.secret_fields:
         value = config.get(field)
         if isinstance(value, str) and not has_reference(value):
