@@ -125,15 +125,25 @@ def _scan_distributions() -> dict[str, dict[str, Any]]:
     return found
 
 
+_DIST_SUFFIXES = (".dist-info", ".egg-info", ".egg-link")
+
+
 def _environment_key() -> str:
     import hashlib
+    import os
     import sys
     from pathlib import Path
 
     parts = [sys.executable]
-    for folder in sys.path:
+    for position, folder in enumerate(sys.path):
         try:
-            parts.append(f"{folder}:{Path(folder or '.').stat().st_mtime_ns}")
+            if position == 0:
+                # The script's folder (or the working directory) changes all the time and
+                # rarely holds installed distributions: only whether it holds any counts.
+                names = [e.name for e in os.scandir(folder or ".")]
+                parts.append(f"{folder}:{sorted(n for n in names if n.endswith(_DIST_SUFFIXES))}")
+            else:
+                parts.append(f"{folder}:{Path(folder or '.').stat().st_mtime_ns}")
         except OSError:
             parts.append(f"{folder}:-")
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:32]
@@ -178,6 +188,9 @@ def _write_cache(key: str, found: dict[str, dict[str, Any]]) -> None:
         temporary = path.with_suffix(f".{os.getpid()}.tmp")
         temporary.write_text(json.dumps(data), encoding="utf-8")
         temporary.replace(path)
+        for stale in path.parent.glob("entry-points-*.json"):
+            if stale != path:  # an environment that has changed since: never read again
+                stale.unlink(missing_ok=True)
     except OSError:
         pass  # a read-only home: scan every time
 
