@@ -48,6 +48,7 @@ from gristmill.store import (
     RunRecord,
     StepRunRecord,
 )
+from gristmill.store.records import ArtifactVersionView
 
 if TYPE_CHECKING:
     from gristmill.comparison import Comparison
@@ -815,7 +816,7 @@ class StepRun:
         }
 
 
-class ArtifactVersion:
+class ArtifactVersion(ArtifactVersionView):
     """One output of one step run: an immutable version of an artifact, numbered per name.
     Its bytes are stored once by content hash and shared with every version holding the same
     content (``same_content()``). Pass it to a step in a pipeline's body to use it as an input."""
@@ -833,38 +834,6 @@ class ArtifactVersion:
 
     def __hash__(self) -> int:
         return hash(self.id)
-
-    @property
-    def id(self) -> str:
-        return self._record.id
-
-    @property
-    def name(self) -> str:
-        return self._record.artifact_name
-
-    @property
-    def version(self) -> int:
-        return self._record.version
-
-    @property
-    def uri(self) -> str:
-        return self._record.uri
-
-    @property
-    def content_hash(self) -> str:
-        return self._record.content_hash
-
-    @property
-    def materializer(self) -> str:
-        return self._record.materializer
-
-    @property
-    def data_type(self) -> str:
-        return self._record.data_type
-
-    @property
-    def size(self) -> int:
-        return self._record.size
 
     @property
     def preview(self) -> str | None:

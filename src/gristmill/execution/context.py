@@ -17,9 +17,10 @@ from typing import Any
 from gristmill.errors import GristmillError, InvalidMetadataError
 from gristmill.options import StepOptions
 from gristmill.store import ArtifactVersionRecord, Entity, MetricPoint
+from gristmill.store.records import ArtifactVersionView
 
 
-class InputArtifact:
+class InputArtifact(ArtifactVersionView):
     """An artifact version a step received as an input (read-only). For its metadata and
     lineage: ``Client().get_artifact_version(ctx.inputs["model"].id)``."""
 
@@ -30,38 +31,6 @@ class InputArtifact:
 
     def __repr__(self) -> str:
         return f"<InputArtifact {self.name}:{self.version} {self.data_type}>"
-
-    @property
-    def id(self) -> str:
-        return self._record.id
-
-    @property
-    def name(self) -> str:
-        return self._record.artifact_name
-
-    @property
-    def version(self) -> int:
-        return self._record.version
-
-    @property
-    def uri(self) -> str:
-        return self._record.uri
-
-    @property
-    def content_hash(self) -> str:
-        return self._record.content_hash
-
-    @property
-    def materializer(self) -> str:
-        return self._record.materializer
-
-    @property
-    def data_type(self) -> str:
-        return self._record.data_type
-
-    @property
-    def size(self) -> int:
-        return self._record.size
 
     @property
     def producer_step_run_id(self) -> str | None:

@@ -96,6 +96,46 @@ class ArtifactVersionRecord:
     run_id: str | None = None
 
 
+class ArtifactVersionView:
+    """The fields of an artifact version record, read-only, for the objects that wrap one (the
+    Client's ArtifactVersion, a running step's InputArtifact): one list of them."""
+
+    __slots__ = ()
+    _record: ArtifactVersionRecord
+
+    @property
+    def id(self) -> str:
+        return self._record.id
+
+    @property
+    def name(self) -> str:
+        return self._record.artifact_name
+
+    @property
+    def version(self) -> int:
+        return self._record.version
+
+    @property
+    def uri(self) -> str:
+        return self._record.uri
+
+    @property
+    def content_hash(self) -> str:
+        return self._record.content_hash
+
+    @property
+    def materializer(self) -> str:
+        return self._record.materializer
+
+    @property
+    def data_type(self) -> str:
+        return self._record.data_type
+
+    @property
+    def size(self) -> int:
+        return self._record.size
+
+
 @dataclass
 class CacheHit:
     """A completed step run whose outputs a new step run can reuse, and what it logged."""
