@@ -126,6 +126,7 @@ def _scan_distributions() -> dict[str, dict[str, Any]]:
 
 
 _DIST_SUFFIXES = (".dist-info", ".egg-info", ".egg-link")
+_CACHE_FILES_KEPT = 16
 
 
 def _environment_key() -> str:
@@ -188,9 +189,16 @@ def _write_cache(key: str, found: dict[str, dict[str, Any]]) -> None:
         temporary = path.with_suffix(f".{os.getpid()}.tmp")
         temporary.write_text(json.dumps(data), encoding="utf-8")
         temporary.replace(path)
-        for stale in path.parent.glob("entry-points-*.json"):
-            if stale != path:  # an environment that has changed since: never read again
-                stale.unlink(missing_ok=True)
+        # One file per import path seen (a script, pytest and a worker each put other folders
+        # first), so they don't evict each other; files of environments that have changed
+        # since are never read again, and only the newest few are kept.
+        others = sorted(
+            (f for f in path.parent.glob("entry-points-*.json") if f != path),
+            key=lambda f: f.stat().st_mtime_ns,
+            reverse=True,
+        )
+        for stale in others[_CACHE_FILES_KEPT - 1 :]:
+            stale.unlink(missing_ok=True)
     except OSError:
         pass  # a read-only home: scan every time
 
