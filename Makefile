@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # stale-.pyc bugs in tests that rewrite modules must show up everywhere or nowhere.
 PYTEST := env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest
 
-.PHONY: install quickstart test test-fast check lint format bench bench-scale bench-peers clean
+.PHONY: install quickstart test test-fast check lint format bench bench-scale bench-server bench-peers clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,11 @@ bench-peers: $(STAMP)
 
 bench-scale: $(STAMP)
 	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python benchmarks/scale.py
+	$(MAKE) bench-server
+
+# API latency through a real server over a 100k-run store (needs the server extra, in dev).
+bench-server: $(STAMP)
+	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python benchmarks/server.py
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache examples/quickstart/.gristmill

@@ -7,9 +7,10 @@ Objects load what they show lazily and cache it; ``Run.refresh()`` reads the run
 
 from __future__ import annotations
 
+import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cached_property
@@ -46,6 +47,7 @@ from gristmill.store import (
     PipelineRecord,
     RunDeletion,
     RunRecord,
+    Status,
     StepRunRecord,
 )
 from gristmill.store.records import ArtifactVersionView
@@ -53,6 +55,8 @@ from gristmill.store.records import ArtifactVersionView
 if TYPE_CHECKING:
     from gristmill.comparison import Comparison
     from gristmill.store import MetricPoint
+
+logger = logging.getLogger("gristmill")
 
 
 def _latest(entries: list[MetadataRecord]) -> dict[str, Any]:
@@ -488,6 +492,15 @@ class Client:
         return self.get_run(run).step(step).logs()
 
 
+# Why steps a stop request ended are stopped (their stored reason).
+STOP_REQUESTED = "stopped by a stop request (gristmill runs stop)"
+# How often ``Run.wait`` reads the run, and marks dead runs failed, while it waits.
+WAIT_POLL_SECONDS = 1.0
+REAP_WHILE_WAITING_SECONDS = 30.0
+# How long ``Run.stop`` gives the run's workers to stop its running steps themselves.
+STOP_GRACE_SECONDS = 30.0
+
+
 class Run:
     """One execution of a pipeline."""
 
@@ -649,10 +662,53 @@ class Run:
         return self._client.artifact_store_for(self._record.stack)
 
     def refresh(self) -> Run:
-        self._record = self._client.store.get_run(self.id)
+        return self._reset(self._client.store.get_run(self.id))
+
+    def _reset(self, record: RunRecord) -> Run:
+        self._record = record
         self._steps = None
         self._metadata = None
         return self
+
+    def wait(self, timeout: float | None = None, poll: float = WAIT_POLL_SECONDS) -> Run:
+        """Follow the run from the store until it ends (completed, failed or stopped) and
+        return it, refreshed: for a run handed to an engine (``submitted``), or one running in
+        another process. Reads the run every ``poll`` seconds, and marks dead runs failed
+        every ``REAP_WHILE_WAITING_SECONDS`` (as ``gristmill runs reap`` does), so a run
+        whose workers died ends too. RunTimeoutError after ``timeout`` seconds (the run goes
+        on); Ctrl-C stops waiting, not the run (``gristmill runs wait`` stops it)."""
+        return self._reset(wait_for_run(self._client.store, self.id, timeout=timeout, poll=poll))
+
+    def stop(self, grace: float = STOP_GRACE_SECONDS) -> Run:
+        """Stop the run and return it, refreshed. The stop is recorded in the store (the run
+        is ``stopping``): the process running a blocking run sees it within a second and ends
+        the run ``stopped`` as Ctrl-C would; a run handed to an engine is also stopped on the
+        engine where the engine can (Dask: its tasks are cancelled), its workers stop their
+        running steps, and after at most ``grace`` seconds the steps still pending or running
+        are recorded ``stopped`` with the run. A run that already ended is returned as is.
+        RunTimeoutError when a blocking run's process has not ended it after ``grace``."""
+        engine = None
+        stack = self._record.stack
+        if self._record.pid is None and stack.get("components", {}).get("orchestrator"):
+            engine = self._engine_stop(Stack.from_dict(stack))
+        return self._reset(stop_run(self._client.store, self.id, engine=engine, grace=grace))
+
+    def _engine_stop(self, stack: Stack) -> Any:
+        """The ``stop`` of the run's orchestrator, built from the recorded stack (its
+        secrets resolved by the project, when there is one)."""
+        project = self._client._project
+        resolve = project.resolve if project is not None else None
+        try:
+            return stack.orchestrator(resolve=resolve).stop
+        except Exception as exc:  # e.g. the flavor's extra missing here: stop through the store
+            logger.warning(
+                "run %s: cannot build its orchestrator to stop it on the engine (%s: %s); "
+                "its workers stop it at their next check of the store",
+                self.name,
+                type(exc).__name__,
+                exc,
+            )
+            return None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -669,6 +725,100 @@ class Run:
             "experiment": self.experiment,
             "error": self.error,
         }
+
+
+def wait_for_run(
+    store: MetadataStore,
+    run_id: str,
+    *,
+    timeout: float | None = None,
+    poll: float = WAIT_POLL_SECONDS,
+    on_read: Callable[[RunRecord], None] | None = None,
+) -> RunRecord:
+    """The run's record once it has ended (``Run.wait``); RunTimeoutError after ``timeout``.
+    ``on_read`` sees the record each time it is read (the CLI shows progress with it)."""
+    from gristmill.errors import RunTimeoutError
+
+    started = time.monotonic()
+    reaped = started
+    while True:
+        record = store.get_run(run_id)
+        if on_read is not None:
+            on_read(record)
+        if record.status in Status.FINISHED:
+            return record
+        now = time.monotonic()
+        if timeout is not None and now - started >= timeout:
+            raise RunTimeoutError(
+                f"run {record.name} is still {record.status} after {timeout:g}s: wait longer "
+                f"(`gristmill runs wait {record.name}`), or stop it "
+                f"(`gristmill runs stop {record.name}`)",
+                Run(Client(store=store), record),
+            )
+        if now - reaped >= REAP_WHILE_WAITING_SECONDS:
+            reaped = now
+            store.reap_dead_runs(time.time())
+            continue
+        pause = poll if timeout is None else min(poll, max(timeout - (now - started), 0.0))
+        time.sleep(max(pause, 0.01))
+
+
+def stop_run(
+    store: MetadataStore,
+    run_id: str,
+    *,
+    engine: Any = None,
+    grace: float = STOP_GRACE_SECONDS,
+    poll: float = 0.25,
+) -> RunRecord:
+    """Stop a run (``Run.stop``): record the request, tell the engine (``engine(record,
+    steps=STEP_IDS)``, for a run handed over), and end the run. Returns the run's record
+    once it has ended."""
+    from gristmill.errors import RunTimeoutError
+
+    status = store.request_stop(run_id, at=time.time())
+    record = store.get_run(run_id)
+    if status in Status.FINISHED:
+        return record
+    handed_over = record.pid is None
+    if handed_over and engine is not None:
+        try:
+            engine(record, steps=[s.name for s in store.get_step_runs(run_id)])
+        except Exception as exc:
+            logger.warning(
+                "run %s: could not stop it on its engine (%s: %s); its workers stop it at their "
+                "next check of the store",
+                record.name,
+                type(exc).__name__,
+                exc,
+            )
+    deadline = time.monotonic() + grace
+    while True:
+        record = store.get_run(run_id)
+        if record.status in Status.FINISHED:
+            return record
+        if handed_over and not any(s.status == Status.RUNNING for s in store.get_step_runs(run_id)):
+            break  # nothing runs on the workers any more: end it here
+        if time.monotonic() >= deadline:
+            if handed_over:
+                break
+            raise RunTimeoutError(
+                f"run {record.name} is still {record.status} {grace:g}s after the stop request: "
+                f"the process running it (pid {record.pid} on {record.host}) ends it when it "
+                f"next reads the store; if that process is gone, `gristmill runs reap` marks "
+                f"the run failed",
+                Run(Client(store=store), record),
+            )
+        time.sleep(poll)
+    # Handed over, and nothing of it runs any more (or its workers did not confirm within
+    # the grace): what has not ended ends here, stopped, with the run.
+    now = time.time()
+    active = [s.name for s in store.get_step_runs(run_id) if s.status in Status.ACTIVE]
+    store.stop_step_runs(run_id, active, reason=STOP_REQUESTED, at=now)
+    record = store.get_run(run_id)
+    if record.status not in Status.FINISHED:  # its engine's `finish` may have come first
+        store.finish_run(run_id, status=Status.STOPPED, ended_at=now, error=None)
+    return store.get_run(run_id)
 
 
 class StepRun:

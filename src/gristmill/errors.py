@@ -13,10 +13,14 @@ it resembles, so ``except ValueError`` keeps working for callers who do not know
     ├── ArtifactStoreError (OSError)           the artifact store failed or lost data
     ├── StoreError (RuntimeError)              the metadata store failed or has a wrong schema
     ├── SecretError (PermissionError)          a secret that cannot be decrypted or is missing a key file
+    ├── AuthError (PermissionError)            a server login, token or session refused
+    │   └── LoginThrottledError                too many failed logins: wait ``retry_after`` seconds
     ├── MissingIntegrationError (ImportError)  an optional extra is not installed
     ├── DataVersionError (ValueError)          DVC-tracked data that is not the version recorded
     ├── ExperimentTrackerError (RuntimeError)  an experiment tracker could not start a run or register a model
+    ├── StepOperatorError (RuntimeError)       a step operator's provider (Kubernetes, SageMaker, ...) refused or failed a job
     ├── RunFailedError (RuntimeError)          a run finished with failed steps
+    ├── RunTimeoutError (TimeoutError)         a run still not ended when ``wait``/``stop`` gave up
     └── ServiceError (RuntimeError)            a test service (gristmill.testing) would not start
 
 Errors inside a YAML file (pipeline or run configuration) are ConfigError or
@@ -83,6 +87,20 @@ class SecretError(GristmillError, PermissionError):
     """A secret cannot be read (no key, or the wrong key) or is malformed."""
 
 
+class AuthError(GristmillError, PermissionError):
+    """The gristmill server refused a login, an API token or a session (unknown, wrong,
+    expired or revoked), or a role too low for what was asked."""
+
+
+class LoginThrottledError(AuthError):
+    """Too many failed logins in a row for a user or from an address; ``retry_after`` is how
+    many seconds to wait before the next attempt is even checked."""
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class DataVersionError(GristmillError, ValueError):
     """DVC-tracked input data that is not the version its DVC entry or the run recorded."""
 
@@ -106,6 +124,21 @@ class MissingIntegrationError(GristmillError, ImportError):
 
 class ExperimentTrackerError(GristmillError, RuntimeError):
     """An experiment tracker (MLflow, W&B) could not start a step's run or register a model."""
+
+
+class StepOperatorError(GristmillError, RuntimeError):
+    """A step operator's provider API (Kubernetes, SageMaker, AWS Batch, Vertex AI) refused or
+    failed a job request: the message names the operator, the step, the provider's own
+    message and the fix (credentials, permissions, region, quota, ...)."""
+
+
+class RunTimeoutError(GristmillError, TimeoutError):
+    """``Run.wait``/``gristmill runs wait`` (or ``runs stop``) gave up before the run ended;
+    the run goes on. ``.run`` is the run as last read."""
+
+    def __init__(self, message: str, run: Run | None = None) -> None:
+        super().__init__(message)
+        self.run = run
 
 
 class RunFailedError(GristmillError, RuntimeError):

@@ -27,6 +27,7 @@ from gristmill.artifacts import ArtifactStore
 from gristmill.errors import ConfigError
 from gristmill.stacks import DEFAULT_STACK, Stack, load_stack
 from gristmill.store import MetadataStore, open_store
+from gristmill.store.rest.connection import connected_url
 
 if TYPE_CHECKING:
     from gristmill.stacks.secrets import Secrets
@@ -104,7 +105,8 @@ class Project:
         url = os.environ.get("GRISTMILL_STORE_URL") or self.settings().get("store_url")
         if url:
             return str(url)
-        return f"sqlite:///{self.directory / 'metadata.db'}"
+        # `gristmill connect`: this user's server, below the project's own setting.
+        return connected_url() or f"sqlite:///{self.directory / 'metadata.db'}"
 
     @property
     def stack_name(self) -> str:
@@ -137,6 +139,8 @@ class Project:
             return
         url = os.environ.get("GRISTMILL_STORE_URL")
         if not url:
+            if connected_url():  # a server saved by `gristmill connect`
+                return
             raise ConfigError(self.missing_message())
         check_store_exists(url, "GRISTMILL_STORE_URL")
 

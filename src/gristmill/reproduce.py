@@ -19,22 +19,14 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import json
-import os
-import re
-import shutil
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
 from typing import Any
 
-from gristmill._hashing import hash_bytes
-from gristmill.artifacts import ArtifactStore
 from gristmill.client import Client, Run
 from gristmill.errors import (
-    ArtifactStoreError,
     ConfigError,
     NotFoundError,
     RunFailedError,
@@ -47,6 +39,7 @@ from gristmill.execution.environment import (
     source_file,
 )
 from gristmill.execution.run import RESOLVED_KEYS
+from gristmill.execution.snapshot import restore_snapshot, verified_snapshot
 from gristmill.options import RunConfig, StepOptions
 from gristmill.pipelines import execute
 from gristmill.project import make_importable, run_code_folders
@@ -134,109 +127,6 @@ def code_of(run: Run, code: str, client: Client) -> Iterator[None]:
         for name in modules:
             sys.modules.pop(name, None)
         sys.modules.update(saved_modules)
-
-
-# -- verified code snapshots -----------------------------------------------------------------------
-
-_DIGEST = re.compile(r"[0-9a-f]{64}")  # BLAKE3, hex
-
-
-def verified_snapshot(store: ArtifactStore, snapshot: str) -> dict[str, bytes]:
-    """The files of code snapshot ``snapshot`` (the manifest hash a run recorded), relative
-    path → bytes, each checked against the manifest, and the manifest against ``snapshot``.
-    An ArtifactStoreError names what does not match; nothing is written or imported."""
-    if not isinstance(snapshot, str) or not _DIGEST.fullmatch(snapshot):
-        raise ArtifactStoreError(
-            f"the run's recorded code snapshot {snapshot!r} is not a BLAKE3 digest; refusing to "
-            "restore its code (use --code current to run today's code)"
-        )
-    key = f"code/snapshots/{snapshot}.json"
-    raw = store.get_blob(key)
-    if hash_bytes(raw) != snapshot:
-        raise ArtifactStoreError(
-            f"code snapshot manifest {key} in {store.root} does not match the hash the run "
-            f"recorded ({snapshot[:12]}…): it was changed after the run; refusing to restore "
-            "or import any of it"
-        )
-    try:
-        listed = json.loads(raw)["files"]
-    except (ValueError, KeyError, TypeError):
-        listed = None
-    if not isinstance(listed, dict):
-        raise ArtifactStoreError(f"code snapshot manifest {key} is not a snapshot manifest")
-    for relative, digest in listed.items():
-        check_snapshot_path(relative, key)
-        if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
-            raise ArtifactStoreError(
-                f"code snapshot manifest {key}: entry {relative!r} has no BLAKE3 digest"
-            )
-    files: dict[str, bytes] = {}
-    for relative, digest in sorted(listed.items()):
-        data = source_file(store, digest)
-        if hash_bytes(data) != digest:
-            raise ArtifactStoreError(
-                f"snapshot file {relative!r} (code/files/{digest[:2]}/{digest} in {store.root}) "
-                f"does not match its BLAKE3 digest in manifest {key}: it was changed after the "
-                "run; refusing to restore or import any of the snapshot"
-            )
-        files[relative] = data
-    return files
-
-
-def check_snapshot_path(relative: Any, manifest: str) -> PurePosixPath:
-    """A manifest entry as a path, if it is what snapshots hold: the relative import path of a
-    module (``pkg/mod.py``: identifiers joined by ``/``, ending in ``.py``); else an
-    ArtifactStoreError naming the entry."""
-    why = None
-    if not isinstance(relative, str) or not relative:
-        why = "is not a path"
-    elif relative.startswith("/") or "\\" in relative or ":" in relative:
-        why = "is absolute (snapshot paths are relative to the restore folder)"
-    elif ".." in relative.split("/"):
-        why = "climbs out with '..'"
-    elif not relative.endswith(".py"):
-        why = "is not a Python source file (snapshots hold only .py files)"
-    elif not all(part.isidentifier() for part in relative.removesuffix(".py").split("/")):
-        why = "is not the path of an importable module"
-    if why is not None:
-        raise ArtifactStoreError(
-            f"code snapshot manifest {manifest}: entry {relative!r} {why}; refusing to restore "
-            "the snapshot"
-        )
-    return PurePosixPath(relative)
-
-
-def restore_snapshot(files: dict[str, bytes], snapshot: str, target: Path) -> Path:
-    """Write verified snapshot ``files`` under ``target/snapshot`` (once: a folder restored
-    before is reused when its files still match) and return that folder."""
-    folder = target / snapshot
-    if (folder / ".complete").exists():
-        if all(_same_file(folder / relative, data) for relative, data in files.items()):
-            return folder
-        shutil.rmtree(folder, ignore_errors=True)
-    target.mkdir(parents=True, exist_ok=True)
-    partial = (target / f"{snapshot}.{os.getpid()}.partial").resolve()
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir()
-    for relative, data in files.items():
-        path = (partial / relative).resolve()
-        if not path.is_relative_to(partial):  # checked paths cannot, but never write outside
-            raise ArtifactStoreError(f"snapshot entry {relative!r} resolves outside {partial}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    (partial / ".complete").touch()
-    try:
-        partial.rename(folder)
-    except OSError:  # restored meanwhile by another process
-        shutil.rmtree(partial, ignore_errors=True)
-    return folder
-
-
-def _same_file(path: Path, data: bytes) -> bool:
-    try:
-        return path.read_bytes() == data
-    except OSError:
-        return False
 
 
 def _pin_external_inputs(plan: Any, original: Run, client: Client) -> None:

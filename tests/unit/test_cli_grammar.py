@@ -88,7 +88,7 @@ def test_aliases_are_hidden_in_group_help() -> None:
         ),
         (
             ["zzz"],
-            "no such command `gristmill zzz` (commands: artifacts, component, experiments, info,",
+            "no such command `gristmill zzz` (commands: artifacts, component, connect, disconnect, experiments, info,",
         ),
         (["pipline"], "did you mean `gristmill pipeline`?"),
     ],

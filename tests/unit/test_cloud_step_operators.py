@@ -708,3 +708,290 @@ def test_stopping_a_run_stops_the_aws_jobs_with_valid_requests() -> None:
         )
         operator("aws_batch", job_queue="q")._cancel(Submitted(batch, "j-1"))
         stub.assert_no_pending_responses()
+
+
+# -- the providers' errors ---------------------------------------------------------------------
+# Each raised by the provider's real client: botocore's through its Stubber, the kubernetes
+# and Vertex AI clients' through their own HTTP stacks, answered on loopback with the error
+# documents those APIs send (nothing in the clients is replaced).
+
+
+class ErrorAnswers:
+    """An HTTP server on loopback that answers every request with one status and JSON body."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        payload = json.dumps(body).encode()
+        self.paths: list[str] = []
+        paths = self.paths
+
+        class Answer(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                paths.append(f"{self.command} {self.path}")
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_DELETE = _answer
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def remote_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A store a cloud job could reach (the operators refuse this machine's SQLite file)."""
+    monkeypatch.setenv("GRISTMILL_STORE_URL", "postgresql+psycopg://ml@db.internal:5432/runs")
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "fix"),
+    [
+        ("ResourceLimitExceeded", 400, "Service Quotas"),
+        ("AccessDeniedException", 400, "iam:PassRole"),
+        ("UnrecognizedClientException", 400, "credentials were refused"),
+        ("ValidationException", 400, "check the operator's settings"),
+    ],
+)
+def test_a_sagemaker_api_error_is_a_step_operator_error_with_the_fix(
+    run: RunContext,
+    remote_store: None,
+    monkeypatch: pytest.MonkeyPatch,
+    code: str,
+    status: int,
+    fix: str,
+) -> None:
+    from gristmill.errors import GristmillError, StepOperatorError
+
+    sagemaker = operator("sagemaker", **SAGEMAKER, region="eu-west-1")
+    client = aws_client("sagemaker")
+    monkeypatch.setattr(sagemaker, "_client", lambda: client)
+    said = f"The account-level service limit for ml.g5.xlarge is 0 ({code})"
+    with Stubber(client) as stub:
+        stub.add_client_error(
+            "create_training_job",
+            service_error_code=code,
+            service_message=said,
+            http_status_code=status,
+        )
+        with pytest.raises(StepOperatorError) as refused:
+            sagemaker.launch(run, "train")
+        stub.assert_no_pending_responses()
+    message = str(refused.value)
+    assert isinstance(refused.value, GristmillError)
+    assert message.startswith("step operator sagemaker: submitting the job of step 'train'")
+    assert f"AWS sagemaker CreateTrainingJob was refused ({code}, HTTP {status}): {said}" in message
+    assert fix in message
+    from botocore.exceptions import ClientError
+
+    assert isinstance(refused.value.__cause__, ClientError)
+
+
+def test_an_aws_batch_error_while_following_the_job_cancels_it_and_says_why(
+    run: RunContext, remote_store: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gristmill.errors import StepOperatorError
+
+    batch = operator("aws_batch", job_queue="gpu", region="us-east-1")
+    client = aws_client("batch")
+    monkeypatch.setattr(batch, "_client", lambda: client)
+    arn = "arn:aws:batch:us-east-1:123456789012:job-definition/gristmill-x:1"
+    with Stubber(client) as stub:
+        stub.add_response(
+            "describe_job_definitions",
+            {
+                "jobDefinitions": [
+                    {
+                        "jobDefinitionName": "gristmill-x",
+                        "jobDefinitionArn": arn,
+                        "revision": 1,
+                        "type": "container",
+                    }
+                ]
+            },
+        )
+        stub.add_response("submit_job", {"jobName": "gristmill-train", "jobId": "job-42"})
+        stub.add_client_error(
+            "describe_jobs",
+            service_error_code="ExpiredTokenException",
+            service_message="The security token included in the request is expired",
+            http_status_code=403,
+        )
+        stub.add_response("terminate_job", {}, {"jobId": "job-42", "reason": ANY})
+        with pytest.raises(StepOperatorError) as refused:
+            batch.launch(run, "train")
+        stub.assert_no_pending_responses()  # the job was terminated, not left running
+    message = str(refused.value)
+    assert "step operator aws_batch: following the job of step 'train'" in message
+    assert "DescribeJobs was refused (ExpiredTokenException, HTTP 403)" in message
+    assert "token included in the request is expired" in message
+    assert "credentials were refused or have expired" in message
+
+
+def test_aws_client_side_errors_are_explained() -> None:
+    from botocore.exceptions import NoCredentialsError, NoRegionError
+
+    from gristmill.step_operators._cloud import explain_aws
+
+    said, fix = explain_aws(NoCredentialsError(), service="batch", region=None) or ("", "")
+    assert "Unable to locate credentials" in said and "AWS_PROFILE" in fix
+    said, fix = explain_aws(NoRegionError(), service="batch", region=None) or ("", "")
+    assert "region=" in fix
+    assert explain_aws(ValueError("a bug"), service="batch", region=None) is None
+
+
+@pytest.mark.parametrize(
+    ("status", "said", "fix"),
+    [
+        (
+            403,
+            'jobs.batch is forbidden: User "ci" cannot create resource "jobs" in API group '
+            '"batch" in the namespace "ml"',
+            "jobs.batch in namespace ml (a Role and a RoleBinding)",
+        ),
+        (
+            403,
+            'jobs.batch "gristmill-train" is forbidden: exceeded quota: compute, requested: '
+            "requests.nvidia.com/gpu=1, used: requests.nvidia.com/gpu=4, limited: "
+            "requests.nvidia.com/gpu=4",
+            "namespace ml's ResourceQuota is used up",
+        ),
+        (404, 'namespaces "ml" not found', "check that namespace ml exists"),
+        (401, "Unauthorized", "log in again"),
+    ],
+)
+def test_a_kubernetes_api_error_is_a_step_operator_error_with_the_fix(
+    run: RunContext,
+    remote_store: None,
+    monkeypatch: pytest.MonkeyPatch,
+    status: int,
+    said: str,
+    fix: str,
+) -> None:
+    from kubernetes import client as k8s
+
+    from gristmill.errors import StepOperatorError
+
+    answers = ErrorAnswers(
+        status,
+        {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "status": "Failure",
+            "message": said,
+            "reason": "Forbidden",
+            "code": status,
+        },
+    )
+    try:
+        kubernetes = operator("kubernetes", namespace="ml", secret_name="gristmill")
+        configuration = k8s.Configuration()
+        configuration.host = answers.url
+        api = k8s.BatchV1Api(k8s.ApiClient(configuration))
+        monkeypatch.setattr(kubernetes, "_api", lambda: api)
+        with pytest.raises(StepOperatorError) as refused:
+            kubernetes.launch(run, "train")
+    finally:
+        answers.close()
+    assert answers.paths == ["POST /apis/batch/v1/namespaces/ml/jobs"]  # the real client's call
+    message = str(refused.value)
+    assert message.startswith("step operator kubernetes: submitting the job of step 'train'")
+    assert f"the Kubernetes API refused it (HTTP {status} " in message
+    assert said in message
+    assert fix in message
+    from kubernetes.client.exceptions import ApiException
+
+    assert isinstance(refused.value.__cause__, ApiException)
+
+
+def test_an_unreachable_kubernetes_api_server_is_explained() -> None:
+    from urllib3.exceptions import MaxRetryError
+
+    from gristmill.step_operators.kubernetes import explain_kubernetes
+
+    error = MaxRetryError(None, "/apis/batch/v1/namespaces/ml/jobs", "Connection refused")  # type: ignore[arg-type]
+    said, fix = explain_kubernetes(error, namespace="ml", context="prod") or ("", "")
+    assert "cannot be reached" in said and "context prod" in fix
+
+
+@pytest.mark.parametrize(
+    ("status", "state", "said", "fix"),
+    [
+        (
+            429,
+            "RESOURCE_EXHAUSTED",
+            "Quota exceeded for aiplatform.googleapis.com/custom_model_training_nvidia_t4_gpus",
+            "a quota in europe-west4 was reached",
+        ),
+        (
+            403,
+            "PERMISSION_DENIED",
+            "Permission 'aiplatform.customJobs.create' denied on resource",
+            "roles/aiplatform.user",
+        ),
+        (404, "NOT_FOUND", "Project 'wine-project' not found", "check project=wine-project"),
+    ],
+)
+def test_a_vertex_api_error_is_a_step_operator_error_with_the_fix(
+    run: RunContext,
+    remote_store: None,
+    monkeypatch: pytest.MonkeyPatch,
+    status: int,
+    state: str,
+    said: str,
+    fix: str,
+) -> None:
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import aiplatform_v1
+
+    from gristmill.errors import StepOperatorError
+
+    answers = ErrorAnswers(status, {"error": {"code": status, "message": said, "status": state}})
+    try:
+        vertex = operator("vertex", project="wine-project", location="europe-west4")
+        client = aiplatform_v1.JobServiceClient(
+            transport="rest",
+            credentials=AnonymousCredentials(),  # type: ignore[no-untyped-call]
+            client_options={"api_endpoint": answers.url},
+        )
+        monkeypatch.setattr(vertex, "_client", lambda: client)
+        with pytest.raises(StepOperatorError) as refused:
+            vertex.launch(run, "train")
+    finally:
+        answers.close()
+    assert answers.paths[0].startswith(
+        "POST /v1/projects/wine-project/locations/europe-west4/customJobs"
+    )
+    message = str(refused.value)
+    assert message.startswith("step operator vertex: submitting the job of step 'train'")
+    assert "Vertex AI refused it (" in message and f"HTTP {status}" in message
+    assert said in message
+    assert fix in message
+    cause = refused.value.__cause__
+    assert type(cause).__module__ == "google.api_core.exceptions"
+
+
+def test_an_error_the_operator_does_not_know_is_not_wrapped(
+    run: RunContext, remote_store: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sagemaker = operator("sagemaker", **SAGEMAKER)
+
+    def broken() -> Any:
+        raise KeyError("a bug, not the provider")
+
+    monkeypatch.setattr(sagemaker, "_client", broken)
+    with pytest.raises(KeyError, match="a bug"):
+        sagemaker.launch(run, "train")

@@ -39,6 +39,7 @@ from gristmill.store import (
     Status,
     StepRunRecord,
     StepStart,
+    UserDirectory,
     open_store,
     safe_url,
 )
@@ -99,6 +100,7 @@ def test_the_metadata_store_is_the_sum_of_small_capabilities(store: SQLStore) ->
         MetricWriter,
         MetricReader,
         ModelRegistry,
+        UserDirectory,
     )
     assert all(issubclass(MetadataStore, c) for c in capabilities)
     assert all(isinstance(store, c) for c in capabilities)
@@ -117,6 +119,7 @@ def test_the_metadata_store_is_the_sum_of_small_capabilities(store: SQLStore) ->
             "publish_step_run",
             "reap_dead_runs",
             "register_artifact_version",
+            "request_stop",
             "step_heartbeat",
             "stop_step_runs",
         ],
@@ -166,10 +169,32 @@ def test_the_metadata_store_is_the_sum_of_small_capabilities(store: SQLStore) ->
             "save_model",
             "set_model_version_stage",
         ],
+        "UserDirectory": [
+            "clear_login_failures",
+            "create_api_token",
+            "create_session",
+            "create_user",
+            "delete_user",
+            "end_session",
+            "end_sessions",
+            "find_api_token",
+            "find_session",
+            "get_api_token",
+            "get_user",
+            "list_api_tokens",
+            "list_sessions",
+            "list_users",
+            "login_failures",
+            "record_login_failure",
+            "revoke_api_token",
+            "touch_api_token",
+            "touch_session",
+            "update_user",
+        ],
     }
     # + register_artifact_version, ModelRegistry, MetricWriter and MetricReader, and the
-    # workers' claim_step_run and step_heartbeat
-    assert len(MetadataStore.__abstractmethods__) == 39 + 1 + 13 + 4 + 2
+    # workers' claim_step_run and step_heartbeat, the server's UserDirectory, request_stop
+    assert len(MetadataStore.__abstractmethods__) == 39 + 1 + 13 + 4 + 2 + 20 + 1
 
 
 def test_a_capability_can_be_implemented_alone() -> None:

@@ -163,6 +163,8 @@ STATUS_STYLE = {
     "running": "yellow",
     "pending": "dim",
     "stopped": "magenta",
+    "submitted": "blue",
+    "stopping": "magenta",
 }
 
 

@@ -41,6 +41,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Run a step of a past run and what follows it again.",
         "Workflow",
     ),
+    "up": (
+        "gristmill.cli.server:up",
+        "Serve this project (API and dashboard) locally; prints the URL.",
+        "Workflow",
+    ),
     "info": (
         "gristmill.cli.admin:info",
         "Version, project, store, active stack, integrations.",
@@ -88,6 +93,31 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Show or choose the project's metadata store.",
         "Configuration",
     ),
+    "connect": (
+        "gristmill.cli.connect:connect",
+        "Record through a gristmill server (URL and token saved for this user).",
+        "Configuration",
+    ),
+    "disconnect": (
+        "gristmill.cli.connect:disconnect",
+        "Forget the server `connect` saved.",
+        "Configuration",
+    ),
+    "server": (
+        "gristmill.cli.server:server",
+        "Start the gristmill server (production: workers, PostgreSQL).",
+        "Configuration",
+    ),
+    "user": (
+        "gristmill.cli.server:user",
+        "Server users: create, list, set-role, delete.",
+        "Configuration",
+    ),
+    "token": (
+        "gristmill.cli.server:token",
+        "Server API tokens: create (shown once), list, revoke.",
+        "Configuration",
+    ),
 }
 SECTIONS = ("Workflow", "Records", "Configuration")
 
@@ -102,6 +132,8 @@ ALIASES: dict[str, str] = {
     "components": "component",
     "secrets": "secret",
     "stores": "store",
+    "users": "user",
+    "tokens": "token",
 }
 # Top-level names of commands that live in a group now: name → (group, command).
 MOVED: dict[str, tuple[str, str]] = {

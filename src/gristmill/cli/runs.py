@@ -1,5 +1,6 @@
-"""``gristmill runs list/show/diff/compare/reap/delete``, ``gristmill steps logs``. Only ``runs reap`` and
-``runs delete`` write."""
+"""``gristmill runs list/show/wait/stop/diff/compare/reap/delete``, ``gristmill steps logs``.
+Only ``runs stop``, ``runs reap`` and ``runs delete`` write (and ``runs wait``, which marks
+dead runs failed while it waits, and stops its run on Ctrl-C)."""
 
 from __future__ import annotations
 
@@ -78,6 +79,12 @@ def render_run(run: Any, *, show_config: bool = False) -> None:
             )
     if seen:
         out.print(artifacts)
+    if run.status == "submitted":
+        out.print(
+            f"[dim]Handed to the {escape(run.orchestrator or 'engine', lines=False)} engine: "
+            f"follow it with `gristmill runs wait {escape(run.name, lines=False)}`, stop it "
+            f"with `gristmill runs stop {escape(run.name, lines=False)}`.[/]"
+        )
     if run.error:
         out.print(f"[bold red]Error:[/] {escape(run.error, limit=ERROR_CHARS)}")
         failed = [s for s in run.steps.values() if s.status == "failed"]
@@ -143,7 +150,9 @@ def runs() -> None:
 @click.option("--pipeline", help="Only runs of this pipeline.")
 @click.option(
     "--status",
-    type=click.Choice(["pending", "running", "completed", "failed", "cached", "stopped"]),
+    type=click.Choice(
+        ["pending", "submitted", "running", "stopping", "completed", "failed", "cached", "stopped"]
+    ),
 )
 @click.option("--experiment", help="Only runs of this experiment.")
 @click.option("--limit", default=20, show_default=True, help="How many runs.")
@@ -233,6 +242,120 @@ def show_run(run: str, show_config: bool, show_packages: bool, as_json: bool) ->
         print_json(data)
         return
     render_run(found, show_config=show_config)
+
+
+# Exit statuses of `runs wait` and `runs stop`: as `gristmill run` for the same ending
+# (130 is a shell's for Ctrl-C), and 124 when the wait timed out (as `timeout` does).
+EXIT_BY_STATUS = {"completed": 0, "cached": 0, "failed": 1, "stopped": 130}
+EXIT_TIMED_OUT = 124
+
+
+@runs.command("wait")
+@click.argument("run", default="latest")
+@click.option("--timeout", type=float, help="Give up after this many seconds (exit 124).")
+@click.option("--poll", type=float, default=1.0, show_default=True, help="Seconds between reads.")
+@json_option
+@handles_errors
+def wait_run(run: str, timeout: float | None, poll: float, as_json: bool) -> None:
+    """Follow RUN (id, id prefix, name or 'latest') until it ends, wherever it runs: a run
+    handed to an engine (submitted), or one running in another process.
+
+    Exit status: 0 completed, 1 failed, 130 stopped, 124 when --timeout passed first (the run
+    goes on). Ctrl-C stops the run (as `gristmill runs stop` does) and exits 130. Dead runs
+    are marked failed every 30 s while waiting, as `gristmill runs reap` does."""
+    import sys
+
+    from gristmill.client import wait_for_run
+    from gristmill.errors import RunTimeoutError
+
+    client = _client()
+    found = client.get_run(run)
+    progress = _StepProgress(client.store, found.id, enabled=not as_json)
+    err = console(stderr=True)
+    try:
+        if not as_json:
+            err.print(
+                f"Waiting for run [bold]{escape(found.name, lines=False)}[/] "
+                f"({status_text(found.status)})"
+            )
+        wait_for_run(client.store, found.id, timeout=timeout, poll=poll, on_read=progress)
+    except RunTimeoutError as exc:
+        err.print(f"[yellow]{escape(str(exc))}[/]")
+        sys.exit(EXIT_TIMED_OUT)
+    except KeyboardInterrupt:
+        err.print(f"[magenta]Ctrl-C: stopping run {escape(found.name, lines=False)}…[/]")
+        found.stop()
+    found.refresh()
+    if as_json:
+        print_json(
+            {
+                **found.to_dict(),
+                "metadata": found.metadata,
+                "steps": [s.to_dict() for s in found.steps.values()],
+            }
+        )
+    else:
+        render_run(found)
+    sys.exit(EXIT_BY_STATUS.get(found.status, 1))
+
+
+@runs.command("stop")
+@click.argument("run")
+@click.option(
+    "--grace",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Seconds for the run's workers to stop its running steps themselves.",
+)
+@json_option
+@handles_errors
+def stop_run(run: str, grace: float, as_json: bool) -> None:
+    """Stop RUN (id, id prefix, name or 'latest'). The stop is recorded in the store: the
+    process running a blocking run ends it within a second or so, as Ctrl-C would; a run
+    handed to an engine is also stopped there where the engine can (Dask: its tasks are
+    cancelled), its workers stop its running steps, and what has not ended after --grace
+    seconds is recorded stopped. A run that already ended is left as it is.
+
+    Exit status 0 once the run has ended (whatever its status), 1 if a blocking run's process
+    did not end it within --grace."""
+    found = _client().get_run(run)
+    before = found.status
+    found.stop(grace=grace)
+    if as_json:
+        print_json(found.to_dict())
+        return
+    if before in ("completed", "failed", "cached", "stopped"):
+        console().print(
+            f"Run {escape(found.name, lines=False)} had already ended: {status_text(found.status)}"
+        )
+        return
+    console().print(f"Run {escape(found.name, lines=False)} {status_text(found.status)}")
+
+
+class _StepProgress:
+    """Prints each step of a followed run as it ends (what `gristmill run` shows live)."""
+
+    def __init__(self, store: Any, run_id: str, *, enabled: bool) -> None:
+        self._store = store
+        self._run_id = run_id
+        self._enabled = enabled
+        self._shown: set[str] = set()
+        self._status: str | None = None
+
+    def __call__(self, record: Any) -> None:
+        if not self._enabled:
+            return
+        err = console(stderr=True)
+        if self._status is not None and record.status != self._status:
+            err.print(f"  run is {status_text(record.status)}")
+        self._status = record.status
+        for step in self._store.get_step_runs(self._run_id):
+            if step.status in ("completed", "cached", "failed", "stopped") and (
+                step.name not in self._shown
+            ):
+                self._shown.add(step.name)
+                err.print(f"  {status_text(step.status):<22} {escape(step.name, lines=False)}")
 
 
 @runs.command("reap")
@@ -336,14 +459,36 @@ def steps() -> None:
 @steps.command("logs")
 @click.argument("run")
 @click.argument("step")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines while the step runs.")
 @handles_errors
-def step_logs(run: str, step: str) -> None:
-    """What STEP of RUN printed and logged (RUN: id, name or 'latest')."""
-    text = _client().get_run(run).step(step).logs()
-    if not text:
-        console(stderr=True).print(f"[dim]step '{escape(step)}' printed nothing[/]")
+def step_logs(run: str, step: str, follow: bool) -> None:
+    """What STEP of RUN printed and logged (RUN: id, name or 'latest'). With --follow, lines
+    appear about once a second while the step runs; it returns when the step has ended."""
+    client = _client()
+    found = client.get_run(run)
+    if not follow:
+        text = found.step(step).logs()
+        if not text:
+            console(stderr=True).print(f"[dim]step '{escape(step)}' printed nothing[/]")
+            return
+        write_text(text if text.endswith("\n") else text + "\n")
         return
-    write_text(text if text.endswith("\n") else text + "\n")
+    import time
+
+    from gristmill.store import Status
+
+    shown = 0
+    while True:
+        step_run = client.get_run(found.id).step(step)
+        text = step_run.logs()
+        if len(text) > shown:
+            write_text(text[shown:])
+            shown = len(text)
+        if step_run.status in Status.FINISHED:
+            if text and not text.endswith("\n"):
+                write_text("\n")
+            return
+        time.sleep(1.0)
 
 
 runs.add_command(diff, "diff")

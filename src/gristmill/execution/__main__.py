@@ -7,8 +7,10 @@
 - ``finish --run RUN``: set the run's final status from its steps' recorded outcomes.
 
 The stores come from the environment (``GRISTMILL_STORE_URL``, ``GRISTMILL_PROJECT``,
-``GRISTMILL_SECRETS_KEY``), never from the command line. Exit status 0 when every step
-succeeded (or was cached), 1 otherwise."""
+``GRISTMILL_SECRETS_KEY``; for a server URL, ``GRISTMILL_API_TOKEN``), never from the command
+line. ``step`` exits 0 when every step succeeded (or was cached), 130 when one was stopped (a
+stop request for the run, ``gristmill runs stop``, read before each step starts and while it
+runs; or SIGTERM/Ctrl-C), 1 when one failed, 2 for a step the run does not have."""
 
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ import argparse
 import sys
 
 VERBS = ("start", "step", "finish")
+# Exit statuses of ``step``: as ``gristmill runs wait`` for the same ending (130: stopped).
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_STOPPED = 0, 1, 2, 130
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,21 +58,54 @@ def main(argv: list[str] | None = None) -> int:
 
 def _steps(run_ref: str, step_ids: list[str]) -> int:
     from gristmill.execution.run import RunContext
-    from gristmill.execution.worker import launch_in_worker, worker_project
+    from gristmill.execution.worker import launch_in_worker, use_run_code, worker_project
     from gristmill.store import Status
 
-    # Only these steps are compiled: the worker imports their code, not the whole plan's.
-    run = RunContext.attach(run_ref, project=worker_project(), steps=step_ids)
-    ok = True
+    # Only these steps are compiled: the worker imports their code, not the whole plan's,
+    # from the working copy or, when it is not here (or changed), the run's code snapshot.
+    project = worker_project()
+    run = RunContext.attach(run_ref, project=project, steps=())
+    unknown = [s for s in step_ids if s not in run.plan.order]
+    if unknown:
+        print(f"error: run {run.plan.run_name} has no step '{unknown[0]}'", file=sys.stderr)
+        return EXIT_USAGE
+    use_run_code(run, step_ids, project=project)
+    run.add_steps(step_ids)
+    _terminate_as_interrupt()
+    code = EXIT_OK
     for step_id in step_ids:
-        if step_id not in run.plan.steps:
-            print(f"error: run {run.plan.run_name} has no step '{step_id}'", file=sys.stderr)
-            return 2
-        result = launch_in_worker(run, step_id)
-        if result.status not in Status.SUCCEEDED:
+        try:
+            # A run asked to stop: the step is recorded stopped without running, or, while it
+            # runs, interrupted (its worker watches the run); the steps after it then too.
+            result = launch_in_worker(run, step_id)
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM from the engine: recorded stopped
+            rest = step_ids[step_ids.index(step_id) + 1 :]
+            run.skip(rest, f"the worker was interrupted in step '{step_id}'")
+            print(f"step '{step_id}' stopped: interrupted", file=sys.stderr)
+            return EXIT_STOPPED
+        if result.status == Status.STOPPED:
+            print(f"step '{step_id}' stopped: {result.error}", file=sys.stderr)
+            code = EXIT_STOPPED
+        elif result.status not in Status.SUCCEEDED:
             print(f"step '{step_id}' {result.status}: {result.error}", file=sys.stderr)
-            ok = False
-    return 0 if ok else 1
+            code = code or EXIT_FAILED
+    return code
+
+
+def _terminate_as_interrupt() -> None:
+    """SIGTERM (what engines send a task they kill: Airflow, Kubernetes, the ``subprocess``
+    operator) interrupts the step as Ctrl-C does, so that it is recorded ``stopped`` instead
+    of being left ``running`` for the reaper."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return  # main() called from a thread (tests): signals are the program's business
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"terminated (signal {signum})")
+
+    signal.signal(signal.SIGTERM, interrupt)
 
 
 def _start(pipeline: str, *, stack_name: str | None, config_file: str | None) -> str:
@@ -107,14 +144,21 @@ def _start(pipeline: str, *, stack_name: str | None, config_file: str | None) ->
 
 
 def _finish(run_ref: str) -> int:
+    """Set the run's final status from its steps (``stopped`` when a stop was requested); a
+    run that already ended (``gristmill runs stop`` ended it) is left as it is. Exits as
+    ``step`` does for the same ending."""
     from gristmill.execution.run import RunContext
     from gristmill.execution.worker import worker_project
     from gristmill.store import Status
 
     run = RunContext.attach(run_ref, project=worker_project())
-    status = run.finish()
+    status = run.store.get_run(run.plan.run_id).status
+    if status not in Status.FINISHED:
+        status = run.finish(interrupted=status == Status.STOPPING)
     print(status)
-    return 0 if status in Status.SUCCEEDED else 1
+    if status in Status.SUCCEEDED:
+        return EXIT_OK
+    return EXIT_STOPPED if status == Status.STOPPED else EXIT_FAILED
 
 
 if __name__ == "__main__":

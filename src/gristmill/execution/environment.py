@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import platform
 import subprocess
 import sys
@@ -223,26 +222,6 @@ def snapshot_manifest(store: ArtifactStore, snapshot: str) -> dict[str, str]:
 
 def source_file(store: ArtifactStore, digest: str) -> bytes:
     return store.get_blob(f"code/files/{digest[:2]}/{digest}")
-
-
-def restore_snapshot(store: ArtifactStore, snapshot: str, target: Path) -> Path:
-    """Write a snapshot's files under ``target`` (once; snapshots never change)."""
-    folder = target / snapshot
-    if (folder / ".complete").exists():
-        return folder
-    partial = target / f"{snapshot}.{os.getpid()}.partial"
-    for relative, digest in snapshot_manifest(store, snapshot).items():
-        path = partial / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(source_file(store, digest))
-    (partial / ".complete").touch()
-    try:
-        partial.rename(folder)
-    except OSError:  # restored meanwhile by another process
-        import shutil
-
-        shutil.rmtree(partial, ignore_errors=True)
-    return folder
 
 
 # -- installed packages ----------------------------------------------------------------------------

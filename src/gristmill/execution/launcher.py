@@ -23,7 +23,7 @@ from gristmill.errors import ConfigError, OutputTypeError, PipelineDefinitionErr
 from gristmill.execution.caching import cache_key
 from gristmill.execution.context import StepContext, reset_context, set_context
 from gristmill.execution.inputs import check_cache_hit
-from gristmill.execution.logs import capture_logs
+from gristmill.execution.logs import LiveLogs, capture_logs
 from gristmill.execution.models import link_outputs
 from gristmill.execution.plan import plain_class, returned_value_problem
 from gristmill.store import (
@@ -178,8 +178,6 @@ def _launch(
         return Status.CACHED, _publish_hit(run, plan, start, found)
 
     _check_root_is_not_secret(run)
-    # Shown as running only if it still runs after a moment: a quick step costs one write.
-    run.monitor.running(plan.step_run_id, started)
     progress.context = context = StepContext(
         run_id=run.plan.run_id,
         run_name=run.plan.run_name,
@@ -200,6 +198,9 @@ def _launch(
     try:
         with capture_logs(plan.enable_logs) as log_buffer:
             progress.logs = log_buffer
+            # Shown as running only if it still runs after a moment (a quick step costs one
+            # write); from then on its logs are written where readers can follow them.
+            run.monitor.running(plan.step_run_id, started, _live_logs(run, plan, log_buffer))
             context.tracker = _start_tracking(run, plan, context)
             kwargs = dict(plan.parameters)
             for arg, av in inputs.items():
@@ -234,8 +235,8 @@ def _launch(
                 _register_models(run, plan, context, values)
                 context.tracker.end(status=Status.COMPLETED)
                 context.tracker = None
+        run.monitor.done(plan.step_run_id)  # no live write of the logs after this
         logs_uri = _save_logs(run, plan, log_buffer.getvalue())
-        run.monitor.done(plan.step_run_id)
         published = store.publish_step_run(
             plan.step_run_id,
             start=start,
@@ -439,6 +440,13 @@ def _artifact_name(run: RunContext, plan: StepPlan, output: str) -> str:
     if declared is not None and declared.artifact_name:
         return declared.artifact_name
     return f"{run.plan.spec.name}.{plan.id}.{output}"
+
+
+def _live_logs(run: RunContext, plan: StepPlan, buffer: io.StringIO) -> LiveLogs | None:
+    if not plan.enable_logs:
+        return None
+    uri = run.artifact_store.logs_uri(run.plan.run_id, plan.id)
+    return LiveLogs(buffer, uri, lambda text: run.artifact_store.write_text(uri, redact(text)))
 
 
 def _save_logs(

@@ -20,7 +20,7 @@ import io
 import logging
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
@@ -207,3 +207,21 @@ def capture_logs(enabled: bool = True) -> Iterator[io.StringIO]:
     finally:
         _buffer.reset(token)
         uninstall()
+
+
+class LiveLogs:
+    """A running step's log buffer and how to write it where readers follow it."""
+
+    __slots__ = ("buffer", "uri", "write", "written")
+
+    def __init__(self, buffer: io.StringIO, uri: str, write: Callable[[str], None]) -> None:
+        self.buffer = buffer
+        self.uri = uri
+        self.write = write
+        self.written = -1  # characters written so far (-1: not even the empty file yet)
+
+    def flush(self) -> None:
+        text = self.buffer.getvalue()
+        if len(text) != self.written:
+            self.write(text)
+            self.written = len(text)

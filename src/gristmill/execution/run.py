@@ -18,8 +18,10 @@ from gristmill.execution import logs
 from gristmill.execution.environment import EnvironmentProbe
 from gristmill.execution.inputs import attach_external_inputs, resolve_external_inputs
 from gristmill.execution.launcher import StepOutcome, launch_step, redact, step_line
+from gristmill.execution.logs import LiveLogs
 from gristmill.execution.models import resolve_models
 from gristmill.execution.plan import RunPlan
+from gristmill.execution.snapshot import record_code
 from gristmill.options import STEP_DEFAULTS
 from gristmill.project import Project
 from gristmill.stacks import Stack
@@ -43,6 +45,8 @@ from gristmill.store.ids import pipeline_version_id
 OPERATOR_JOB_VARIABLE = "GRISTMILL_OPERATOR_STEP_RUN"
 # How long a step runs before it is shown as running (a write the quick steps skip).
 RUNNING_MARK_DELAY = 0.1
+# How often the logs of a step still running are written where readers follow them.
+LIVE_LOGS_SECONDS = 1.0
 # Why a step the user stopped with Ctrl-C ended (its stored error; no traceback).
 INTERRUPTED = "interrupted by the user"
 # The monitor thread says at most this often that it cannot write to the metadata store.
@@ -130,8 +134,9 @@ class RunContext:
 
     def start(self, *, detached: bool = False) -> None:
         """Record the run and its pending step runs; start the heartbeat. ``detached``: this
-        process only records the run (a scheduler's ``start``) and will not beat for it; no
-        pid is recorded, and the run lives by its steps' heartbeats."""
+        process only records the run (a scheduler's ``start``, a submitting orchestrator) and
+        will not beat for it; the run is ``submitted``, no pid is recorded, and it lives by
+        its steps' heartbeats."""
         plan = self.plan
         # A step naming a tracker the stack lacks fails here, before anything is recorded.
         for tracked in tracked_steps(plan).items():
@@ -152,13 +157,22 @@ class RunContext:
                 step_id: [v.model_name, v.id] for step_id, v in self.model_versions.items()
             }
         self._probe = EnvironmentProbe(self.artifact_store)
+        environment = self._probe.basic
+        # The code snapshot, now: a worker on a host without the working copy imports its
+        # step's code from it (execution/snapshot.py). Taken again at the end, with what the
+        # steps imported meanwhile; the files already stored are not read or written again.
+        code = record_code(self.artifact_store)
+        if code:
+            environment["code"] = code
         version_id = pipeline_version_id(plan.spec.name, plan.spec.hash)
         record = RunRecord(
             id=plan.run_id,
             name=plan.run_name,
             pipeline_name=plan.spec.name,
             pipeline_version_id=version_id,
-            status=Status.RUNNING,
+            # Detached: handed over (to a scheduler's tasks, an engine); running once a
+            # worker takes its first step.
+            status=Status.SUBMITTED if detached else Status.RUNNING,
             created_at=now,
             started_at=now,
             heartbeat_at=now,
@@ -167,7 +181,7 @@ class RunContext:
             orchestrator=self.orchestrator,
             stack=self.stack.to_dict(),
             config=config,
-            environment=self._probe.basic,
+            environment=environment,
             tags=list(plan.config.tags),
             spec_hash=plan.spec.hash,
             experiment=plan.config.experiment or plan.spec.name,
@@ -560,14 +574,22 @@ RESOLVED_KEYS = (
 
 
 class _Monitor:
-    """One background thread per run: the run's heartbeat, and the ``running`` mark of steps
-    still running after ``RUNNING_MARK_DELAY`` (quick steps never need that extra write)."""
+    """One background thread per run: the run's heartbeat, the ``running`` mark of steps
+    still running after ``RUNNING_MARK_DELAY`` (quick steps never need that extra write), and
+    the logs of those steps written every ``LIVE_LOGS_SECONDS`` while they run, so that a
+    reader (``gristmill steps logs``, the dashboard) can follow them."""
 
     def __init__(self, store: MetadataStore, run_id: str) -> None:
         self._store = store
         self._run_id = run_id
         self._lock = threading.Lock()
-        self._due: dict[str, tuple[float, float]] = {}
+        self._due: dict[str, tuple[float, float, LiveLogs | None]] = {}
+        # Taken off ``_due`` by the loop and being marked now; then followed (``_live``).
+        self._marking: dict[str, LiveLogs | None] = {}
+        self._live: dict[str, LiveLogs] = {}
+        # Held while logs are written: ``done`` waits on it, so no live write lands after
+        # the step's final logs.
+        self._writing = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -583,26 +605,39 @@ class _Monitor:
             self._thread.join(timeout=5)
             self._thread = None
 
-    def running(self, step_run_id: str, started_at: float) -> None:
+    def running(
+        self, step_run_id: str, started_at: float, live_logs: LiveLogs | None = None
+    ) -> None:
         with self._lock:
-            self._due[step_run_id] = (time.monotonic() + RUNNING_MARK_DELAY, started_at)
+            self._due[step_run_id] = (time.monotonic() + RUNNING_MARK_DELAY, started_at, live_logs)
 
     def done(self, step_run_id: str) -> None:
         with self._lock:
             self._due.pop(step_run_id, None)
+            marking = self._marking.pop(step_run_id, None)
+            following = self._live.pop(step_run_id, None)
+        if marking is not None or following is not None:
+            with self._writing:
+                pass  # a write of this step's logs in progress has finished
 
     def _loop(self) -> None:
         next_beat = time.monotonic() + HEARTBEAT_SECONDS
+        next_logs = time.monotonic() + LIVE_LOGS_SECONDS
         warned_at = -MONITOR_WARNING_SECONDS
         while not self._stop.wait(RUNNING_MARK_DELAY):
             now = time.monotonic()
             with self._lock:
-                ready = [(k, started) for k, (due, started) in self._due.items() if due <= now]
-                for key, _ in ready:
+                ready = [(k, v[1], v[2]) for k, v in self._due.items() if v[0] <= now]
+                for key, _, live_logs in ready:
                     del self._due[key]
+                    self._marking[key] = live_logs
             try:
-                for step_run_id, started_at in ready:
-                    self._store.mark_running(step_run_id, started_at=started_at)
+                for step_run_id, started_at, live_logs in ready:
+                    uri = self._start_live_logs(step_run_id, live_logs)
+                    self._store.mark_running(step_run_id, started_at=started_at, logs_uri=uri)
+                if now >= next_logs:
+                    next_logs = now + LIVE_LOGS_SECONDS
+                    self._write_live_logs()
                 if now >= next_beat:
                     # Set first: a store that fails is not asked again every tick.
                     next_beat = now + HEARTBEAT_SECONDS
@@ -614,8 +649,29 @@ class _Monitor:
                     warned_at = now
                     logger.warning(
                         "could not update run %s in the metadata store (heartbeat, running "
-                        "mark): %s: %s",
+                        "mark, logs): %s: %s",
                         self._run_id[:12],
                         type(exc).__name__,
                         redact(str(exc)),
                     )
+
+    def _start_live_logs(self, step_run_id: str, live_logs: LiveLogs | None) -> str | None:
+        """Write what the step logged so far (the file readers are pointed at must exist) and
+        follow it from now on; its uri, or None when the step keeps no logs."""
+        with self._writing:
+            with self._lock:
+                if self._marking.pop(step_run_id, False) is False or live_logs is None:
+                    return None  # the step has ended meanwhile, or keeps no logs
+                self._live[step_run_id] = live_logs
+            live_logs.flush()
+        return live_logs.uri
+
+    def _write_live_logs(self) -> None:
+        with self._writing:
+            with self._lock:
+                following = list(self._live.items())
+            for step_run_id, live_logs in following:
+                with self._lock:
+                    if step_run_id not in self._live:
+                        continue
+                live_logs.flush()

@@ -11,10 +11,13 @@ import socket
 import sys
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from gristmill.errors import ConfigError
+from gristmill.execution.stops import StopWatch
+from gristmill.store import Status
 from gristmill.store.base import HEARTBEAT_SECONDS
 
 if TYPE_CHECKING:
@@ -27,6 +30,8 @@ if TYPE_CHECKING:
 STORE_URL_VARIABLE = "GRISTMILL_STORE_URL"
 PROJECT_VARIABLE = "GRISTMILL_PROJECT"
 SECRETS_KEY_VARIABLE = "GRISTMILL_SECRETS_KEY"
+# The API token, when the store is a gristmill server (store/rest/connection.py reads it).
+TOKEN_VARIABLE = "GRISTMILL_API_TOKEN"
 # The container image a worker runs in, when its platform says so (recorded as is).
 IMAGE_VARIABLES = ("GRISTMILL_IMAGE", "CONTAINER_IMAGE", "IMAGE_NAME")
 
@@ -37,6 +42,12 @@ _logs_lock = threading.Lock()
 _attached: dict[tuple[str, str], RunContext] = {}
 _attached_lock = threading.Lock()
 MAX_ATTACHED_RUNS = 8
+# Held while a worker decides where its steps' code comes from (``sys.path`` may change).
+_code_lock = threading.Lock()
+# The environment each attached run recorded at its start (where its code snapshot is named).
+_run_environments: weakref.WeakKeyDictionary[RunContext, dict[str, Any]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 @dataclass(frozen=True)
@@ -53,7 +64,8 @@ class StepResult:
 
 def worker_project() -> Project:
     """The project a worker records into, from its environment only. Without
-    ``GRISTMILL_STORE_URL`` or ``GRISTMILL_PROJECT`` it fails, creating nothing."""
+    ``GRISTMILL_STORE_URL`` or ``GRISTMILL_PROJECT`` it fails, creating nothing; so does a
+    worker given a server URL without ``GRISTMILL_API_TOKEN``."""
     from gristmill.project import find_project
 
     if not os.environ.get(STORE_URL_VARIABLE) and not os.environ.get(PROJECT_VARIABLE):
@@ -64,7 +76,44 @@ def worker_project() -> Project:
         )
     project = find_project()
     project.check_readable()  # a URL naming a missing SQLite file is an error, not a new store
+    url = project.store_url
+    if is_server_url(url):
+        from gristmill.store.rest.connection import token_for
+
+        if not token_for(url):
+            from gristmill.store import safe_url
+
+            raise ConfigError(
+                f"a gristmill worker on {socket.gethostname()} records through the server at "
+                f"{safe_url(url)} and has no {TOKEN_VARIABLE} in its environment: set it on "
+                "the workers (an editor's token, `gristmill token create --role editor`; from "
+                "a secret on a cluster); it is never passed on a command line"
+            )
     return project
+
+
+def is_server_url(url: str) -> bool:
+    """Whether the metadata store at ``url`` is a gristmill server (the REST store)."""
+    return url.startswith(("http://", "https://"))
+
+
+def worker_credentials(store_url: str) -> dict[str, str]:
+    """The credentials a worker started from this process needs besides the store's URL: the
+    secrets key (when this process has one) and, for a server URL, the API token this process
+    records with (``GRISTMILL_API_TOKEN``, or the one ``gristmill connect`` saved). For the
+    workers' environment, or a secret a cluster's jobs read: never a command line, never a
+    log."""
+    credentials: dict[str, str] = {}
+    key = os.environ.get(SECRETS_KEY_VARIABLE)
+    if key:
+        credentials[SECRETS_KEY_VARIABLE] = key
+    if is_server_url(store_url):
+        from gristmill.store.rest.connection import token_for
+
+        token = token_for(store_url)
+        if token:
+            credentials[TOKEN_VARIABLE] = token
+    return credentials
 
 
 def worker_environment() -> dict[str, Any]:
@@ -136,8 +185,34 @@ def attached_run(run_ref: str, step_ids: list[str], *, project: Project) -> RunC
             f"run {run.plan.run_name} has no step '{unknown[0]}'"
             f"{did_you_mean(unknown[0], run.plan.order)}"
         )
+    use_run_code(run, step_ids, project=project)
     run.add_steps(step_ids)
     return run
+
+
+def use_run_code(run: RunContext, step_ids: list[str], *, project: Project) -> None:
+    """Before the steps' code is imported: import it from the working copy when it is here
+    and unchanged since the run started, else from the run's code snapshot (fetched from the
+    artifact store, verified, restored once per host). A ConfigError when it is neither."""
+    from gristmill.execution.snapshot import prepare_imports, snapshot_folder
+
+    new = [s for s in step_ids if s in run.plan.order and s not in run.plan.steps]
+    if not new:
+        return
+    modules = {
+        run.plan.spec.step(s).source.partition(":")[0]: f"step '{s}' of run {run.plan.run_name}"
+        for s in new
+    }
+    with _code_lock:
+        environment = _run_environments.get(run)
+        if environment is None:  # read once per attached run: steps of it come one by one
+            environment = _run_environments[run] = run.store.get_run(run.plan.run_id).environment
+        prepare_imports(
+            modules=modules,
+            environment=environment,
+            store=run.artifact_store,
+            folder=snapshot_folder(project.directory),
+        )
 
 
 def _forget_ended_runs(store: MetadataStore) -> None:
@@ -163,10 +238,20 @@ def launch_in_worker(
     run: RunContext, step_id: str, *, heartbeat_seconds: float = HEARTBEAT_SECONDS
 ) -> StepResult:
     """Take the step run (worker, environment, ``running``), beat for it while it runs and
-    launch it."""
+    launch it, watching its run for a stop request meanwhile.
+
+    A run asked to stop (``stopping``), or already ended, before the step starts: the step is
+    recorded ``stopped`` without running. A stop request while it runs interrupts it as
+    Ctrl-C would (the launcher records it ``stopped``). Either way the result is ``stopped``
+    with the reason; a KeyboardInterrupt that is not the watch's (a real Ctrl-C) is let
+    through, with the step recorded ``stopped``."""
     _install_logs()
     step_run_id = run.plan.steps[step_id].step_run_id
     environment = worker_environment()
+    refused = _stopped_before_start(run)
+    if refused is not None:
+        run.skip([step_id], refused)
+        return StepResult(step_id, Status.STOPPED, refused, environment["host"], environment["pid"])
     run.store.claim_step_run(
         step_run_id,
         at=time.time(),
@@ -176,14 +261,42 @@ def launch_in_worker(
     )
     beat = _StepHeartbeat(run, step_run_id, heartbeat_seconds)
     beat.start()
+    watch = StopWatch(run.store, run.plan.run_id).start()
     try:
-        outcome = run.launch(step_id)
-    finally:
-        beat.stop()
+        try:
+            outcome = run.launch(step_id)
+        finally:
+            fired = watch.disarm()
+            beat.stop()
+    except KeyboardInterrupt:
+        if step_id not in run.outcomes:  # raised outside the launcher: record it here
+            run.interrupted(step_id)
+        if not watch.fired:
+            raise
+        from gristmill.client import STOP_REQUESTED
+
+        return StepResult(
+            step_id, Status.STOPPED, STOP_REQUESTED, environment["host"], environment["pid"]
+        )
+    if fired:  # the request came as the step ended: it ended as it did
+        watch.absorb()
     error = None
     if outcome.error is not None:
         error = f"{type(outcome.error).__name__}: {outcome.error}"
     return StepResult(step_id, outcome.status, error, environment["host"], environment["pid"])
+
+
+def _stopped_before_start(run: RunContext) -> str | None:
+    """Why no step of ``run`` may start now (a stop was requested, or the run ended), or
+    None when steps may start. One read of the run: its status is all that is needed."""
+    record = run.store.get_run(run.plan.run_id)
+    if record.status in (Status.STOPPING, Status.STOPPED):
+        from gristmill.client import STOP_REQUESTED
+
+        return STOP_REQUESTED
+    if record.status in Status.FINISHED:
+        return f"run {run.plan.run_name} had already ended ({record.status}): nothing of it starts"
+    return None
 
 
 def _install_logs() -> None:

@@ -24,6 +24,14 @@ class DaskOrchestratorConfig(BaseModel):
     threads_per_worker: int = Field(
         1, ge=1, strict=True, description="LocalCluster threads per worker process."
     )
+    wait: bool = Field(
+        True,
+        strict=True,
+        description=(
+            "False: hand each run to the external cluster (address) and return at once; "
+            "follow it with `gristmill runs wait`."
+        ),
+    )
 
 
 class RayOrchestratorConfig(BaseModel):
@@ -34,4 +42,16 @@ class RayOrchestratorConfig(BaseModel):
     )
     num_cpus: int | None = Field(
         None, ge=1, strict=True, description="CPUs of the local Ray (default: all cores)."
+    )
+
+
+class SubmittingOrchestratorConfig(BaseModel):
+    """What every ``SubmittingOrchestrator`` takes; a flavor's own model extends it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    wait: bool = Field(
+        False,
+        strict=True,
+        description="True: follow the run from the store until it ends (Ctrl-C stops it).",
     )

@@ -6,19 +6,27 @@ result: data goes through the artifact store, never through the scheduler. Step 
 become Dask worker resources (``CPU``, ``MEMORY`` in bytes, ``GPU``).
 
 A worker whose process dies under a step (killed, out of memory) fails that step, or runs it
-again when the step has retries left; what finished before is kept."""
+again when the step has retries left; what finished before is kept.
+
+With ``wait: false`` (an external cluster only) the run is handed to the cluster and the call
+returns at once: every step a task whose dependencies are its upstream steps' tasks, and a
+last task that finishes the run, all kept by the scheduler after this client leaves
+(``fire_and_forget``). ``gristmill runs wait`` follows the run; ``gristmill runs stop``
+cancels its tasks on the scheduler."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from gristmill.errors import ConfigError
 from gristmill.execution import RunContext
-from gristmill.orchestrators.base import Orchestrator
+from gristmill.orchestrators.base import Orchestrator, Stoppable, Submitting
 from gristmill.orchestrators.tasks import (
+    finish_submitted_run,
     run_step_task,
+    run_submitted_step,
     run_tasks,
     warm_worker,
     worker_environment_variables,
@@ -27,8 +35,10 @@ from gristmill.orchestrators.tasks import (
 if TYPE_CHECKING:
     from distributed import Client, Future
 
+    from gristmill.store import RunRecord
 
-class DaskOrchestrator(Orchestrator):
+
+class DaskOrchestrator(Submitting, Stoppable, Orchestrator):
     flavor = "dask"
     config_model = "gristmill.orchestrators.configs:DaskOrchestratorConfig"
     requires = ("distributed",)
@@ -41,12 +51,75 @@ class DaskOrchestrator(Orchestrator):
         address: str | None = None,
         n_workers: int | None = None,
         threads_per_worker: int = 1,
+        wait: bool = True,
         **config: Any,
     ) -> None:
         super().__init__(**config)
+        if not wait and not address:
+            raise ConfigError(
+                "dask: wait=false hands runs to an external cluster, and no address is set "
+                "(a LocalCluster ends with the process that started it): set "
+                "address=tcp://HOST:8786, or leave wait at true"
+            )
         self.address = address
         self.n_workers = n_workers
         self.threads_per_worker = threads_per_worker
+        self.wait = wait
+
+    @property
+    def submits(self) -> bool:
+        # wait=true: this process drives the run (worker losses retried per step);
+        # wait=false: the scheduler does, and this process returns at once.
+        return not self.wait
+
+    def _submit(self, run: RunContext) -> None:
+        from distributed import fire_and_forget
+
+        client, close = self._connect(run)
+        try:
+            _check_resources(client, run)
+            plan = run.plan
+            futures: dict[str, Future[Any]] = {}
+            for step_id in plan.order:
+                upstream = sorted(plan.upstream(step_id))
+                futures[step_id] = client.submit(
+                    run_submitted_step,
+                    plan.run_id,
+                    step_id,
+                    upstream,
+                    *(futures[u] for u in upstream),
+                    key=submitted_key(plan.run_id, step_id),
+                    pure=False,
+                    resources=dask_resources(plan.steps[step_id].options.resources),
+                )
+            finish = client.submit(
+                finish_submitted_run,
+                plan.run_id,
+                *futures.values(),
+                key=submitted_key(plan.run_id, None),
+                pure=False,
+            )
+            fire_and_forget([*futures.values(), finish])
+        finally:
+            close()
+
+    def _stop(self, run: RunRecord, *, steps: Sequence[str] = ()) -> None:
+        from distributed import Client, Future
+
+        if not self.address:
+            return  # a LocalCluster's run ended with its process
+        try:
+            client = Client(self.address, timeout=30)
+        except OSError as exc:
+            raise ConfigError(f"dask: cannot reach the scheduler at {self.address}: {exc}") from exc
+        try:
+            keys = [submitted_key(run.id, None), *(submitted_key(run.id, s) for s in steps)]
+            # Forced: the tasks are wanted by the scheduler's fire-and-forget, not by us.
+            # Tasks waiting go; a step already running goes on in its worker until the stop
+            # request (read by its StopWatch) interrupts it.
+            client.cancel([Future(key, client) for key in keys], force=True)
+        finally:
+            client.close()
 
     def _run(self, run: RunContext) -> None:
         client, close = self._connect(run)
@@ -94,6 +167,11 @@ class DaskOrchestrator(Orchestrator):
             cluster.close()
 
         return client, close
+
+
+def submitted_key(run_id: str, step_id: str | None) -> str:
+    """The scheduler's key of a handed-over run's step task (None: its finishing task)."""
+    return f"gristmill-step-{run_id}-{step_id}" if step_id else f"gristmill-finish-{run_id}"
 
 
 def dask_resources(resources: Any) -> dict[str, float] | None:

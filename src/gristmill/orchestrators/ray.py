@@ -173,11 +173,19 @@ class _RayTasks:
         return status, error
 
     def lost_reason(self, error: Exception) -> str:
-        from ray.exceptions import RayTaskError
+        from ray.exceptions import OutOfMemoryError, RayTaskError
 
         if isinstance(error, RayTaskError):  # the task raised: say what, not Ray's wrapping
             cause = error.cause
             return f"the Ray task running it failed: {type(cause).__name__}: {cause}"
+        if isinstance(error, OutOfMemoryError):
+            return (
+                "Ray's memory monitor killed the worker running it (its node ran low on "
+                "memory); give the step resources={'memory': ...} so that Ray places it on a "
+                f"node that has it: {error}"
+            )
+        # WorkerCrashedError (the process was killed), NodeDiedError, ...: Ray does not run
+        # the task again (max_retries=0); the step's retries decide.
         return f"the Ray worker running it died: {type(error).__name__}: {error}"
 
     def cancel(self, task: Hashable) -> None:

@@ -1,18 +1,24 @@
 """What the orchestrators that run steps as tasks in other processes (Dask, Ray) share: the
 DAG loop (a step is submitted once its upstream steps succeeded, a step whose worker died runs
-again while it has retries left), the task itself (the remote execution protocol's
-``run_step``), and the variables the workers they start need. No engine is imported here."""
+again while it has retries left), the tasks themselves (the remote execution protocol's
+``run_step``; for a run handed over to an engine, a step task that also decides whether the
+step may start, and the task that finishes the run), and the variables the workers they start
+need. A step task's worker watches its run for a stop request while the step runs
+(``execution.stops``). No engine is imported here."""
 
 from __future__ import annotations
 
 import logging
 import os
 import sys
+import time
 from collections.abc import Hashable
 from pathlib import Path
 from typing import Protocol
 
 from gristmill.execution import RunContext
+from gristmill.execution.stops import stop_requested
+from gristmill.store import Status
 
 logger = logging.getLogger("gristmill")
 
@@ -100,12 +106,67 @@ def run_tasks(run: RunContext, engine: TaskEngine) -> None:
 
 def run_step_task(run_id: str, step_id: str) -> tuple[str, str | None]:
     """The task: one step in this worker process (module-level, so workers import it by
-    name). Returns only the status and error: outputs went to the artifact store."""
+    name). Returns only the status and error: outputs went to the artifact store. A stop
+    request for the run (``gristmill runs stop``) keeps the step from starting, or
+    interrupts it as Ctrl-C would (the worker watches the run while the step runs): it ends
+    ``stopped``."""
     from gristmill.execution.worker import run_step
 
     _console_to_stderr()
     result = run_step(run_id, step_id)
     return result.status, result.error
+
+
+def run_submitted_step(
+    run_id: str, step_id: str, upstream: list[str], *ended: tuple[str, str | None]
+) -> tuple[str, str | None]:
+    """The task of one step of a run handed to an engine (``Submitting``), given what its
+    ``upstream`` steps' tasks returned (``ended``, in that order): the step is recorded
+    ``stopped`` without running when one of them did not succeed, or when the run was asked
+    to stop; else it runs (``run_step_task``). Never raises: a step that could not run is
+    recorded failed where the store can take it, so the run's ``finish`` still comes."""
+    from gristmill.client import STOP_REQUESTED
+    from gristmill.execution.worker import attached_run, worker_project
+
+    _console_to_stderr()
+    try:
+        store = worker_project().store()
+        for name, (status, _) in zip(upstream, ended, strict=True):
+            if status not in Status.SUCCEEDED:
+                reason = f"upstream step '{name}' did not succeed"
+                store.stop_step_runs(run_id, [step_id], reason=reason, at=time.time())
+                return Status.STOPPED, reason
+        if stop_requested(store, run_id):
+            store.stop_step_runs(run_id, [step_id], reason=STOP_REQUESTED, at=time.time())
+            return Status.STOPPED, STOP_REQUESTED
+        ended_as = run_step_task(run_id, step_id)
+        # No process of ours beats for a handed-over run: its steps keep it alive.
+        store.heartbeat(run_id, time.time())
+        return ended_as
+    except Exception as exc:
+        reason = f"the worker could not run it: {type(exc).__name__}: {exc}"
+        try:
+            attached_run(run_id, [step_id], project=worker_project()).lost(
+                step_id, reason, attempts=1
+            )
+        except Exception as again:  # the store is out of reach: the reaper ends the run
+            logger.error("step '%s' of run %s: %s (%s)", step_id, run_id[:12], reason, again)
+        return Status.FAILED, reason
+
+
+def finish_submitted_run(run_id: str, *ended: tuple[str, str | None]) -> str:
+    """The last task of a run handed to an engine, after every step's: set the run's final
+    status from what its steps recorded (``stopped`` when a stop was requested). A run that
+    already ended (``gristmill runs stop`` ended it) is left as it is."""
+    from gristmill.execution.worker import worker_project
+
+    _console_to_stderr()
+    project = worker_project()
+    record = project.store().get_run(run_id)
+    if record.status in Status.FINISHED:
+        return record.status
+    run = RunContext.attach(run_id, project=project, steps=())
+    return run.finish(interrupted=record.status == Status.STOPPING)
 
 
 def warm_worker() -> None:
@@ -132,21 +193,19 @@ def _console_to_stderr() -> None:
 
 def worker_environment_variables(run: RunContext) -> dict[str, str]:
     """What the workers this process starts need to find the stores and the user's code:
-    set in their environment (never on a command line, never logged)."""
+    set in their environment (never on a command line, never logged). With a gristmill
+    server as the store, its API token goes with its URL."""
     from gristmill.execution.worker import (
         PROJECT_VARIABLE,
-        SECRETS_KEY_VARIABLE,
         STORE_URL_VARIABLE,
+        worker_credentials,
     )
     from gristmill.project import find_project
 
-    env = {
+    return {
         STORE_URL_VARIABLE: run.store.url,
         PROJECT_VARIABLE: str(find_project().root),
         # The user's code imports in the workers as it does here.
         "PYTHONPATH": os.pathsep.join(p for p in sys.path if p and Path(p).is_dir()),
+        **worker_credentials(run.store.url),
     }
-    key = os.environ.get(SECRETS_KEY_VARIABLE)
-    if key:
-        env[SECRETS_KEY_VARIABLE] = key
-    return env

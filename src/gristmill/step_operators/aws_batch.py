@@ -12,18 +12,16 @@ import json
 from typing import Any
 
 from gristmill.step_operators import _cloud
-from gristmill.step_operators.base import JobStatus, StepJob, StepOperator
+from gristmill.step_operators.base import JobStatus, StepJob
 
 _ENDED = {"SUCCEEDED": "succeeded", "FAILED": "failed"}
 
 
-class AWSBatchStepOperator(StepOperator):
+class AWSBatchStepOperator(_cloud.AWSStepOperator):
     flavor = "aws_batch"
     config_model = "gristmill.step_operators.cloud_configs:AWSBatchStepOperatorConfig"
-    requires = ("boto3",)
     extra = "aws_batch"
-    secret_fields = ("aws_access_key_id", "aws_secret_access_key")
-    poll_seconds = 15.0
+    service = "batch"
 
     def __init__(
         self,
@@ -33,48 +31,40 @@ class AWSBatchStepOperator(StepOperator):
         job_role_arn: str | None = None,
         execution_role_arn: str | None = None,
         timeout_seconds: int | None = None,
-        region: str | None = None,
-        aws_access_key_id: str | None = None,
-        aws_secret_access_key: str | None = None,
-        secrets_arn: str | None = None,
-        image: str | None = None,
+        **aws: Any,
     ) -> None:
+        super().__init__(**aws)
         self.job_queue = job_queue
         self.platform = platform
         self.job_role_arn = job_role_arn
         self.execution_role_arn = execution_role_arn
         self.timeout_seconds = timeout_seconds
-        self.region = region
-        self._credentials = (aws_access_key_id, aws_secret_access_key)
-        self.secrets_arn = secrets_arn
-        self.image = image
 
-    def _label(self, job: StepJob) -> str:
-        return f"step '{job.step_id}' on the aws_batch step operator"
+    def _prepare(self, job: StepJob) -> _cloud.PreparedJob:
+        # The credentials come from the job definition's ``secrets``, never the request.
+        return _cloud.prepare_job(
+            job,
+            flavor=self.flavor,
+            default_image=self.image,
+            secrets=self.secrets_arn,
+            fix=_cloud.AWS_SECRETS_FIX,
+        )
 
     def job_definition_request(self, job: StepJob) -> dict[str, Any]:
         """The ``RegisterJobDefinition`` parameters for the step's image (and the secrets)."""
-        label = self._label(job)
-        image = _cloud.image_for(job, self.image, label)
-        _, hidden = _cloud.split_environment(job)
+        prepared = self._prepare(job)
+        image = prepared.image
         properties: dict[str, Any] = {
             "image": image,
-            "command": list(job.command[:1]),  # always overridden by SubmitJob
+            "command": prepared.command[:1],  # always overridden by SubmitJob
             # Defaults for a step without resources; SubmitJob overrides them per step.
             "resourceRequirements": [
                 {"type": "VCPU", "value": "1"},
                 {"type": "MEMORY", "value": "2048"},
             ],
         }
-        if self.secrets_arn is None:
-            _cloud.refuse_credentials(
-                hidden,
-                label,
-                "keep them in a Secrets Manager secret (a JSON object of these variables) and "
-                "set secrets_arn=arn:aws:secretsmanager:...",
-            )
-        else:
-            names = dict.fromkeys([_cloud.SECRETS_KEY_VARIABLE, *hidden])
+        if self.secrets_arn is not None:
+            names = dict.fromkeys([_cloud.SECRETS_KEY_VARIABLE, *prepared.hidden])
             # ARN:json-key:: takes one key of the secret's JSON (its current version).
             properties["secrets"] = [
                 {"name": name, "valueFrom": f"{self.secrets_arn}:{name}::"} for name in names
@@ -98,10 +88,8 @@ class AWSBatchStepOperator(StepOperator):
         """The ``SubmitJob`` parameters for one step (on the job definition registered for it,
         by name unless ``job_definition`` gives its ARN)."""
         definition = self.job_definition_request(job)
-        image = definition["containerProperties"]["image"]
-        plain, _ = _cloud.split_environment(job)  # the credentials come from `secrets`
-        plain[_cloud.IMAGE_VARIABLE] = image
-        resources = _cloud.resources_of(job)
+        prepared = self._prepare(job)
+        resources = prepared.resources
         requirements = []
         if resources.cpu is not None:
             requirements.append({"type": "VCPU", "value": _number(resources.cpu)})
@@ -115,8 +103,10 @@ class AWSBatchStepOperator(StepOperator):
             "jobQueue": self.job_queue,
             "jobDefinition": job_definition or definition["jobDefinitionName"],
             "containerOverrides": {
-                "command": list(job.command),
-                "environment": [{"name": k, "value": v} for k, v in sorted(plain.items())],
+                "command": prepared.command,
+                "environment": [
+                    {"name": k, "value": v} for k, v in sorted(prepared.environment.items())
+                ],
                 **({"resourceRequirements": requirements} if requirements else {}),
             },
             "retryStrategy": {"attempts": 1},  # gristmill's retries do the retrying
@@ -159,14 +149,6 @@ class AWSBatchStepOperator(StepOperator):
 
     def _cancel(self, handle: _cloud.Submitted) -> None:
         handle.client.terminate_job(jobId=handle.id, reason="the gristmill run was stopped")
-
-    def _client(self) -> Any:
-        import boto3
-
-        key, secret = self._credentials
-        return boto3.client(
-            "batch", region_name=self.region, aws_access_key_id=key, aws_secret_access_key=secret
-        )
 
 
 def _number(value: float) -> str:

@@ -7,9 +7,11 @@ the configured kubeconfig/context, or the pod's service account inside a cluster
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from gristmill.errors import ConfigError
+from gristmill.options import Resources
 from gristmill.step_operators import _cloud
 from gristmill.step_operators.base import JobStatus, StepJob, StepOperator
 
@@ -50,15 +52,21 @@ class KubernetesStepOperator(StepOperator):
         """The Job for one step (``generate_name``: the API server makes each name unique)."""
         from kubernetes import client
 
-        label = f"step '{job.step_id}' on the kubernetes step operator"
-        image = _cloud.image_for(job, self.image, label)
-        plain, hidden = _cloud.split_environment(job)
-        env = [client.V1EnvVar(name=k, value=v) for k, v in sorted(plain.items())]
-        env.append(client.V1EnvVar(name=_cloud.IMAGE_VARIABLE, value=image))
+        prepared = _cloud.prepare_job(
+            job,
+            flavor=self.flavor,
+            default_image=self.image,
+            secrets=self.secret_name,
+            fix="keep them in a Kubernetes Secret (kubectl create secret generic gristmill "
+            "--from-literal=NAME=...) and set secret_name=gristmill",
+        )
+        image = prepared.image
+        env = [client.V1EnvVar(name=k, value=v) for k, v in sorted(prepared.environment.items())]
         if self.secret_name:
             # The secrets key is taken from the Secret whenever it has one (optional: a stack
-            # without secrets needs none); a store URL with a password must be there.
-            wanted = dict.fromkeys([_cloud.SECRETS_KEY_VARIABLE, *hidden])
+            # without secrets needs none); a store URL with a password, or a gristmill
+            # server's API token, must be there.
+            wanted = dict.fromkeys([_cloud.SECRETS_KEY_VARIABLE, *prepared.hidden])
             for name in wanted:
                 env.append(
                     client.V1EnvVar(
@@ -72,13 +80,6 @@ class KubernetesStepOperator(StepOperator):
                         ),
                     )
                 )
-        else:
-            _cloud.refuse_credentials(
-                hidden,
-                label,
-                "keep them in a Kubernetes Secret (kubectl create secret generic gristmill "
-                f"--from-literal={hidden[0] if hidden else ''}=...) and set secret_name=gristmill",
-            )
         labels = {
             f"{LABEL_PREFIX}/run-id": _cloud.label_value(job.run_id),
             f"{LABEL_PREFIX}/step": _cloud.label_value(job.step_id),
@@ -87,9 +88,9 @@ class KubernetesStepOperator(StepOperator):
         container = client.V1Container(
             name="step",
             image=image,
-            command=list(job.command),
+            command=prepared.command,
             env=env,
-            resources=_resource_requirements(job),
+            resources=_resource_requirements(prepared.resources),
         )
         pod = client.V1PodSpec(
             containers=[container],
@@ -135,6 +136,9 @@ class KubernetesStepOperator(StepOperator):
             name=handle.id, namespace=self.namespace, propagation_policy="Background"
         )
 
+    def _explain(self, error: Exception) -> tuple[str, str] | None:
+        return explain_kubernetes(error, namespace=self.namespace, context=self.context)
+
     def _api(self) -> BatchV1Api:
         from kubernetes import client, config
 
@@ -163,6 +167,53 @@ class KubernetesStepOperator(StepOperator):
         return client.BatchV1Api(api_client)
 
 
+def explain_kubernetes(
+    error: Exception, *, namespace: str, context: str | None
+) -> tuple[str, str] | None:
+    """What the Kubernetes API said (the client's ``ApiException``, an unreachable API server)
+    and the fix."""
+    from kubernetes.client.exceptions import ApiException
+    from urllib3.exceptions import HTTPError
+
+    cluster = f"context {context}" if context else "the kubeconfig's current context"
+    if isinstance(error, HTTPError):
+        return (
+            f"the Kubernetes API server cannot be reached: {error}",
+            f"check that the cluster of {cluster} is up and reachable from here",
+        )
+    if not isinstance(error, ApiException):
+        return None
+    message = error.reason or ""
+    try:
+        body = json.loads(error.body or "")
+        message = str(body.get("message") or message) if isinstance(body, dict) else message
+    except ValueError:
+        pass
+    said = f"the Kubernetes API refused it (HTTP {error.status} {error.reason}): {message}"
+    status = error.status or 0
+    if status == 401:
+        fix = f"the credentials of {cluster} were refused or have expired: log in again"
+    elif status == 403 and "quota" in message.lower():
+        fix = (
+            f"namespace {namespace}'s ResourceQuota is used up: ask the step for fewer "
+            "resources, wait for other pods to end, or raise the quota"
+        )
+    elif status == 403:
+        fix = (
+            f"allow the user or service account of {cluster} to create, get and delete "
+            f"jobs.batch in namespace {namespace} (a Role and a RoleBinding)"
+        )
+    elif status == 404:
+        fix = f"check that namespace {namespace} exists in the cluster of {cluster}"
+    elif status in (400, 422):
+        fix = "the Job was refused as invalid: check the image, the step's resources and settings"
+    elif status == 429 or status >= 500:
+        fix = "the API server is busy or failing: run again later (or give the step retries)"
+    else:
+        fix = f"check the operator's settings (namespace={namespace}, context, kubeconfig)"
+    return said, fix
+
+
 def job_status(job: V1Job) -> JobStatus:
     """running, succeeded or failed (with the Job's own reason) from a Job's status."""
     status = job.status
@@ -178,10 +229,9 @@ def job_status(job: V1Job) -> JobStatus:
     return JobStatus("running")
 
 
-def _resource_requirements(job: StepJob) -> Any:
+def _resource_requirements(resources: Resources) -> Any:
     from kubernetes import client
 
-    resources = _cloud.resources_of(job)
     requests: dict[str, str] = {}
     limits: dict[str, str] = {}
     if resources.cpu is not None:

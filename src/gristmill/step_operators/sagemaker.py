@@ -10,7 +10,7 @@ from typing import Any
 
 from gristmill.errors import ConfigError
 from gristmill.step_operators import _cloud
-from gristmill.step_operators.base import JobStatus, StepJob, StepOperator
+from gristmill.step_operators.base import JobStatus, StepJob
 
 # (instance type, vCPUs, memory GiB, GPUs), smallest first within each family.
 INSTANCE_TYPES: tuple[tuple[str, int, int, int], ...] = (
@@ -44,13 +44,11 @@ def instance_type_for(cpu: float | None, memory_gib: float | None, gpu: int | No
     )
 
 
-class SageMakerStepOperator(StepOperator):
+class SageMakerStepOperator(_cloud.AWSStepOperator):
     flavor = "sagemaker"
     config_model = "gristmill.step_operators.cloud_configs:SageMakerStepOperatorConfig"
-    requires = ("boto3",)
     extra = "sagemaker"
-    secret_fields = ("aws_access_key_id", "aws_secret_access_key")
-    poll_seconds = 15.0
+    service = "sagemaker"
 
     def __init__(
         self,
@@ -60,47 +58,34 @@ class SageMakerStepOperator(StepOperator):
         instance_type: str | None = None,
         volume_size_gb: int = 30,
         max_runtime_seconds: int = 86400,
-        region: str | None = None,
-        aws_access_key_id: str | None = None,
-        aws_secret_access_key: str | None = None,
-        secrets_arn: str | None = None,
-        image: str | None = None,
+        **aws: Any,
     ) -> None:
+        super().__init__(**aws)
         self.role_arn = role_arn
         self.output_path = output_path
         self.instance_type = instance_type
         self.volume_size_gb = volume_size_gb
         self.max_runtime_seconds = max_runtime_seconds
-        self.region = region
-        self._credentials = (aws_access_key_id, aws_secret_access_key)
-        self.secrets_arn = secrets_arn
-        self.image = image
 
     def build_request(self, job: StepJob) -> dict[str, Any]:
         """The ``CreateTrainingJob`` parameters for one step."""
-        label = f"step '{job.step_id}' on the sagemaker step operator"
-        image = _cloud.image_for(job, self.image, label)
-        plain, hidden = _cloud.split_environment(job)
-        if self.secrets_arn is None:
-            _cloud.refuse_credentials(
-                hidden,
-                label,
-                "keep them in a Secrets Manager secret (a JSON object of these variables) and "
-                "set secrets_arn=arn:aws:secretsmanager:...",
-            )
-        else:
-            plain[_cloud.SECRETS_FROM_VARIABLE] = self.secrets_arn
-        plain[_cloud.IMAGE_VARIABLE] = image
-        command = _cloud.wrapped_command(job, self.secrets_arn)
-        resources = _cloud.resources_of(job)
-        memory = resources.memory_bytes
+        prepared = _cloud.prepare_job(
+            job,
+            flavor=self.flavor,
+            default_image=self.image,
+            secrets=self.secrets_arn,
+            fix=_cloud.AWS_SECRETS_FIX,
+            secrets_by_reference=True,
+        )
+        resources = prepared.resources
+        command = prepared.command
         instance_type = self.instance_type or instance_type_for(
-            resources.cpu, None if memory is None else memory / 2**30, resources.gpu
+            resources.cpu, _cloud.memory_gib(resources), resources.gpu
         )
         return {
             "TrainingJobName": _cloud.job_name(job, max_length=63),
             "AlgorithmSpecification": {
-                "TrainingImage": image,
+                "TrainingImage": prepared.image,
                 "TrainingInputMode": "File",
                 "ContainerEntrypoint": command[:1],
                 "ContainerArguments": command[1:],
@@ -113,7 +98,7 @@ class SageMakerStepOperator(StepOperator):
                 "VolumeSizeInGB": self.volume_size_gb,
             },
             "StoppingCondition": {"MaxRuntimeInSeconds": self.max_runtime_seconds},
-            "Environment": plain,
+            "Environment": prepared.environment,
             "Tags": [
                 {"Key": "gristmill:run-id", "Value": job.run_id},
                 {"Key": "gristmill:step", "Value": job.step_id},
@@ -140,14 +125,3 @@ class SageMakerStepOperator(StepOperator):
 
     def _cancel(self, handle: _cloud.Submitted) -> None:
         handle.client.stop_training_job(TrainingJobName=handle.id)
-
-    def _client(self) -> Any:
-        import boto3
-
-        key, secret = self._credentials
-        return boto3.client(
-            "sagemaker",
-            region_name=self.region,
-            aws_access_key_id=key,
-            aws_secret_access_key=secret,
-        )

@@ -73,35 +73,32 @@ class VertexStepOperator(StepOperator):
         """The ``CustomJob`` for one step."""
         from google.cloud import aiplatform_v1 as vertex
 
-        label = f"step '{job.step_id}' on the vertex step operator"
-        image = _cloud.image_for(job, self.image, label)
-        plain, hidden = _cloud.split_environment(job)
-        if self.secret_version is None:
-            _cloud.refuse_credentials(
-                hidden,
-                label,
-                "keep them in a Secret Manager secret (a JSON object of these variables) and "
-                "set secret_version=projects/P/secrets/S/versions/latest",
-            )
-        else:
-            plain[_cloud.SECRETS_FROM_VARIABLE] = self.secret_version
-        plain[_cloud.IMAGE_VARIABLE] = image
-        command = _cloud.wrapped_command(job, self.secret_version)
-        resources = _cloud.resources_of(job)
-        memory = resources.memory_bytes
+        prepared = _cloud.prepare_job(
+            job,
+            flavor=self.flavor,
+            default_image=self.image,
+            secrets=self.secret_version,
+            fix="keep them in a Secret Manager secret (a JSON object of these variables) and "
+            "set secret_version=projects/P/secrets/S/versions/latest",
+            secrets_by_reference=True,
+        )
+        resources = prepared.resources
+        command = prepared.command
+        memory_gb = None if resources.memory_bytes is None else resources.memory_bytes / 1e9
         machine = vertex.MachineSpec(
-            machine_type=self.machine_type
-            or machine_type_for(resources.cpu, None if memory is None else memory / 1e9)
+            machine_type=self.machine_type or machine_type_for(resources.cpu, memory_gb)
         )
         if resources.gpu:
             machine.accelerator_type = self._accelerator(vertex)
             machine.accelerator_count = resources.gpu
         pool = vertex.WorkerPoolSpec(
             container_spec=vertex.ContainerSpec(
-                image_uri=image,
+                image_uri=prepared.image,
                 command=command[:1],
                 args=command[1:],
-                env=[vertex.EnvVar(name=k, value=v) for k, v in sorted(plain.items())],
+                env=[
+                    vertex.EnvVar(name=k, value=v) for k, v in sorted(prepared.environment.items())
+                ],
             ),
             machine_spec=machine,
             replica_count=1,
@@ -150,6 +147,9 @@ class VertexStepOperator(StepOperator):
 
     def _cancel(self, handle: _cloud.Submitted) -> None:
         handle.client.cancel_custom_job(name=handle.id)
+
+    def _explain(self, error: Exception) -> tuple[str, str] | None:
+        return _cloud.explain_google(error, project=self.project, location=self.location)
 
     def _client(self) -> Any:
         from google.cloud import aiplatform_v1 as vertex

@@ -1,5 +1,5 @@
 """The metadata store: its capability interfaces (``RunWriter``, ``RunReader``,
-``LineageReader``, ``StackCatalog``, ``SecretVault``, ``MetricWriter``, ``MetricReader``;
+``LineageReader``, ``StackCatalog``, ``SecretVault``, ``MetricWriter``, ``MetricReader``, ``UserDirectory``;
 ``MetadataStore`` is all of them), plain
 records, derived ids, and ``open_store``. Knows nothing of artifacts' bytes or of execution;
 SQLAlchemy is imported only when a SQL store is opened."""
@@ -18,6 +18,7 @@ from gristmill.store.base import (
     RunWriter,
     SecretVault,
     StackCatalog,
+    UserDirectory,
     redact_url_passwords,
     safe_url,
 )
@@ -78,6 +79,7 @@ __all__ = [
     "Status",
     "StepRunRecord",
     "StepStart",
+    "UserDirectory",
     "open_store",
     "redact_url_passwords",
     "safe_url",
@@ -85,14 +87,13 @@ __all__ = [
 
 
 def open_store(url: str) -> MetadataStore:
-    """The metadata store at a SQLAlchemy URL (server URLs come with the server issue)."""
+    """The metadata store at a SQLAlchemy URL, or at a gristmill server's URL
+    (``http(s)://``: the REST store, with the token from GRISTMILL_API_TOKEN or
+    ``gristmill connect``)."""
     if url.startswith(("http://", "https://")):
-        from gristmill.errors import ConfigError
+        from gristmill.store.rest import open_rest_store
 
-        raise ConfigError(
-            f"store URL {url} is a server URL, but this gristmill has no REST client yet; "
-            "use a SQLAlchemy URL such as sqlite:///.gristmill/metadata.db"
-        )
+        return open_rest_store(url)
     from gristmill.store.sql import SQLStore
 
     return SQLStore(url)

@@ -1,5 +1,5 @@
 """The metadata store interface, one small ABC per capability (writing runs, reading them,
-lineage, stacks and components, secrets, metric series); ``MetadataStore`` is all of them. Everything
+lineage, stacks and components, secrets, metric series, users); ``MetadataStore`` is all of them. Everything
 gristmill records or reads goes through these, whether the store is a database (``SQLStore``)
 or a gristmill server. No SQLAlchemy here: implementations wrap their own errors into
 ``StoreError`` / ``NotFoundError`` before they cross this interface."""
@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gristmill.store.records import (
+    ApiTokenRecord,
     ArtifactVersionRecord,
     CacheHit,
     ComponentRecord,
@@ -27,15 +28,21 @@ from gristmill.store.records import (
     RunDeletion,
     RunRecord,
     SecretRecord,
+    SessionRecord,
     StackRecord,
     StageChange,
     StepRunRecord,
     StepStart,
+    UserRecord,
 )
 
 # How long a running run may go without a heartbeat before it is declared dead.
 STALE_AFTER_SECONDS = 120.0
 HEARTBEAT_SECONDS = 30.0
+# How long a ``submitted`` run (handed to an engine, none of its steps started yet, no
+# process of ours beating for it) may wait before it is declared dead: engines queue runs
+# (a scheduler's slots, pods waiting for a node), so silence is no sign of death here.
+SUBMITTED_STALE_AFTER_SECONDS = 3600.0
 
 
 class RunWriter(abc.ABC):
@@ -53,9 +60,13 @@ class RunWriter(abc.ABC):
         name is taken."""
 
     @abc.abstractmethod
-    def mark_running(self, step_run_id: str, *, started_at: float) -> None:
+    def mark_running(
+        self, step_run_id: str, *, started_at: float, logs_uri: str | None = None
+    ) -> None:
         """Show a step run as ``running`` (only while it is still ``pending``). The launcher
-        calls this only for steps still running after a moment, so short steps cost one write."""
+        calls this only for steps still running after a moment, so short steps cost one write.
+        ``logs_uri``: where the step's logs are written while it runs (readers follow them
+        there until the step ends)."""
 
     @abc.abstractmethod
     def find_cached(self, cache_key: str) -> CacheHit | None:
@@ -162,7 +173,15 @@ class RunWriter(abc.ABC):
     def reap_dead_runs(self, now: float, *, stale_after: float = STALE_AFTER_SECONDS) -> list[str]:
         """Mark runs whose process died (stale heartbeat, or a dead pid on this host) as
         ``failed``, unless one of their step runs beat within ``stale_after`` (a worker
-        elsewhere still runs it); returns their ids."""
+        elsewhere still runs it); returns their ids. A ``submitted`` run (none of its steps
+        started) is dead only after ``SUBMITTED_STALE_AFTER_SECONDS`` without a beat."""
+
+    @abc.abstractmethod
+    def request_stop(self, run_id: str, *, at: float) -> str:
+        """Ask for a run to stop: a run not finished yet becomes ``stopping`` (what runs it,
+        the orchestrating process or the workers of an engine, ends it ``stopped``). Returns
+        the run's status after the call (its final status when it had already ended).
+        NotFoundError for an unknown run."""
 
 
 class RunDeleter(abc.ABC):
@@ -454,6 +473,103 @@ class ModelRegistry(abc.ABC):
         in ``production`` unless ``force``."""
 
 
+class UserDirectory(abc.ABC):
+    """The server's users (name, role, argon2 password hash), their API tokens (kept as a
+    SHA-256 hash) and dashboard sessions (the cookie's SHA-256, its CSRF value, its expiry),
+    and the failed-login counters that rate-limit logins. The store never sees a password or
+    a token in clear; hashing is the server's (``gristmill.server.credentials``)."""
+
+    @abc.abstractmethod
+    def create_user(self, name: str, *, role: str, password_hash: str, at: float) -> UserRecord:
+        """StoreError if a user of that name exists."""
+
+    @abc.abstractmethod
+    def get_user(self, name: str) -> UserRecord:
+        """NotFoundError (with the closest names) for an unknown user."""
+
+    @abc.abstractmethod
+    def list_users(self) -> list[UserRecord]:
+        """Every user, by name."""
+
+    @abc.abstractmethod
+    def update_user(
+        self,
+        name: str,
+        *,
+        role: str | None = None,
+        password_hash: str | None = None,
+        disabled: bool | None = None,
+        at: float,
+    ) -> UserRecord:
+        """Change the fields given (not None). A new password or ``disabled`` ends the
+        user's sessions."""
+
+    @abc.abstractmethod
+    def delete_user(self, name: str) -> None:
+        """Delete a user with their tokens and sessions; NotFoundError for an unknown user."""
+
+    @abc.abstractmethod
+    def create_api_token(self, token: ApiTokenRecord) -> None:
+        """StoreError if the user has a token of that name that is not revoked."""
+
+    @abc.abstractmethod
+    def find_api_token(self, token_hash: str) -> ApiTokenRecord | None:
+        """The token with this hash (revoked or expired ones too: the caller checks)."""
+
+    @abc.abstractmethod
+    def get_api_token(self, token_id: str) -> ApiTokenRecord:
+        """By id or unique id prefix; NotFoundError otherwise."""
+
+    @abc.abstractmethod
+    def list_api_tokens(
+        self, *, user: str | None = None, include_revoked: bool = False
+    ) -> list[ApiTokenRecord]:
+        """Newest first; one user's if ``user`` is given."""
+
+    @abc.abstractmethod
+    def touch_api_token(self, token_id: str, at: float) -> None:
+        """Record that the token was used at ``at``."""
+
+    @abc.abstractmethod
+    def revoke_api_token(self, token_id: str, at: float) -> ApiTokenRecord:
+        """Revoke a token (it stays listed as revoked); NotFoundError for an unknown id."""
+
+    @abc.abstractmethod
+    def create_session(self, session: SessionRecord) -> None: ...
+
+    @abc.abstractmethod
+    def find_session(self, session_hash: str) -> SessionRecord | None:
+        """The session with this hash (expired ones too: the caller checks)."""
+
+    @abc.abstractmethod
+    def touch_session(self, session_id: str, at: float) -> None: ...
+
+    @abc.abstractmethod
+    def end_session(self, session_id: str) -> None:
+        """Delete a session (logging out); nothing happens for an unknown id."""
+
+    @abc.abstractmethod
+    def list_sessions(self, *, user: str | None = None) -> list[SessionRecord]:
+        """Sessions not yet deleted (expired ones too), newest first."""
+
+    @abc.abstractmethod
+    def end_sessions(self, *, user: str | None = None, expired_before: float | None = None) -> int:
+        """Delete a user's sessions, or those that expired before a time; how many."""
+
+    @abc.abstractmethod
+    def record_login_failure(self, key: str, at: float, *, window: float) -> tuple[int, float]:
+        """Count a failed login for ``key`` (``user:NAME`` or ``address:IP``); failures older
+        than ``window`` seconds before ``at`` start the count again. Returns (failures in a
+        row, time of the first of them)."""
+
+    @abc.abstractmethod
+    def login_failures(self, key: str) -> tuple[int, float | None]:
+        """(failures in a row, time of the latest) for ``key``; (0, None) when there are none."""
+
+    @abc.abstractmethod
+    def clear_login_failures(self, key: str) -> None: ...
+
+
 class MetadataStore(
     RunWriter,
     RunReader,
@@ -464,6 +580,7 @@ class MetadataStore(
     MetricWriter,
     MetricReader,
     ModelRegistry,
+    UserDirectory,
 ):
     """Every capability of a metadata store, at one URL. A new feature (model registry,
     deployments, users) adds a capability interface here rather than growing another one."""

@@ -8,18 +8,26 @@ from typing import Any
 
 
 class Status:
-    """Run and step run states: pending → running → completed | failed | cached | stopped."""
+    """Run and step run states: pending → running → completed | failed | cached | stopped.
+
+    Runs only: ``submitted`` (handed to an engine by a submitting orchestrator; no step has
+    started yet, no local process runs it) comes before ``running``; ``stopping`` (a stop was
+    requested with ``gristmill runs stop``; what runs it ends it ``stopped``) before the end."""
 
     PENDING = "pending"
+    SUBMITTED = "submitted"
     RUNNING = "running"
+    STOPPING = "stopping"
     COMPLETED = "completed"
     FAILED = "failed"
     CACHED = "cached"
     STOPPED = "stopped"
 
-    ALL = (PENDING, RUNNING, COMPLETED, FAILED, CACHED, STOPPED)
+    ALL = (PENDING, SUBMITTED, RUNNING, STOPPING, COMPLETED, FAILED, CACHED, STOPPED)
     FINISHED = frozenset({COMPLETED, FAILED, CACHED, STOPPED})
     SUCCEEDED = frozenset({COMPLETED, CACHED})
+    # Not finished yet: a run in one of these may still change.
+    ACTIVE = frozenset({PENDING, SUBMITTED, RUNNING, STOPPING})
 
 
 class Entity:
@@ -321,3 +329,49 @@ class ModelArtifactLink:
     artifact_version: ArtifactVersionRecord
     kind: str
     created_at: float
+
+
+# -- users, API tokens and dashboard sessions (the server's ``UserDirectory``) ----------------
+
+
+@dataclass
+class UserRecord:
+    """A server user: a name, a role (viewer, editor, admin) and an argon2 password hash."""
+
+    name: str
+    role: str
+    password_hash: str
+    created_at: float
+    updated_at: float
+    disabled: bool = False
+
+
+@dataclass
+class ApiTokenRecord:
+    """An API token of a user. Only the SHA-256 of the token is kept; the token itself is
+    shown once, when it is created. ``role`` is at most the user's role."""
+
+    id: str
+    user: str
+    name: str
+    role: str
+    token_hash: str
+    created_at: float
+    expires_at: float | None = None
+    last_used_at: float | None = None
+    revoked_at: float | None = None
+
+
+@dataclass
+class SessionRecord:
+    """A dashboard login: the SHA-256 of the session cookie's value, the CSRF value its
+    pages send back, and when it expires."""
+
+    id: str
+    user: str
+    session_hash: str
+    csrf_token: str
+    created_at: float
+    expires_at: float
+    last_seen_at: float
+    address: str | None = None

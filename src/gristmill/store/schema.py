@@ -5,6 +5,7 @@ are 32-char hex strings, JSON columns hold canonical JSON text."""
 from __future__ import annotations
 
 from sqlalchemy import (
+    Boolean,
     Column,
     Float,
     ForeignKey,
@@ -28,7 +29,7 @@ metadata = MetaData(
 
 ID = String(32)
 # The Alembic revision that this module's tables correspond to (a test keeps them in step).
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
 
 pipelines = Table(
     "pipelines",
@@ -302,4 +303,62 @@ model_stage_history = Table(
     Column("at", Float, nullable=False),
     Column("note", Text),
     Index(None, "model_version_id"),
+)
+
+# -- server users, API tokens, dashboard sessions, failed logins (migration 0007) ------------------
+
+users = Table(
+    "users",
+    metadata,
+    Column("name", String(255), primary_key=True),
+    # viewer, editor or admin
+    Column("role", String(16), nullable=False),
+    # argon2id, in its own encoded form ($argon2id$v=19$m=...,t=...,p=...$salt$hash)
+    Column("password_hash", Text, nullable=False),
+    Column("disabled", Boolean, nullable=False, server_default="0"),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("user_name", String(255), ForeignKey("users.name"), nullable=False),
+    Column("name", String(255), nullable=False),
+    Column("role", String(16), nullable=False),
+    # SHA-256 (hex) of the token: tokens are random and long, so a fast hash is enough.
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float),
+    Column("last_used_at", Float),
+    Column("revoked_at", Float),
+    Index(None, "user_name", "created_at"),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("user_name", String(255), ForeignKey("users.name"), nullable=False),
+    # SHA-256 (hex) of the session cookie's value.
+    Column("session_hash", String(64), nullable=False, unique=True),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("last_seen_at", Float, nullable=False),
+    Column("address", String(255)),
+    Index(None, "user_name"),
+    Index(None, "expires_at"),
+)
+
+# Failed logins in a row, per user name (``user:NAME``) and per client address
+# (``address:IP``): kept in the database so every server worker counts the same failures.
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("key", String(300), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("first_at", Float, nullable=False),
+    Column("last_at", Float, nullable=False),
 )

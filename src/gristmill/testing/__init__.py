@@ -22,13 +22,20 @@ from gristmill.project import Project, close_stores
 
 __all__ = ["temporary_project", "write_module"]
 
-_ENV = ("GRISTMILL_PROJECT", "GRISTMILL_STORE_URL", "GRISTMILL_STACK", "GRISTMILL_CACHE_DIR")
+_ENV = (
+    "GRISTMILL_PROJECT",
+    "GRISTMILL_STORE_URL",
+    "GRISTMILL_STACK",
+    "GRISTMILL_CACHE_DIR",
+    "XDG_CONFIG_HOME",
+)
 
 
 @contextmanager
 def temporary_project(path: str | Path | None = None) -> Iterator[Project]:
     """A fresh, initialized project that every gristmill call uses while the block runs
-    (GRISTMILL_PROJECT points at it); the previous environment is restored afterwards."""
+    (GRISTMILL_PROJECT points at it; a server saved with ``gristmill connect`` is
+    ignored); the previous environment is restored afterwards."""
     saved = {k: os.environ.get(k) for k in _ENV}
     with tempfile.TemporaryDirectory(prefix="gristmill-test-") as temporary:
         root = Path(path) if path is not None else Path(temporary)
@@ -38,6 +45,9 @@ def temporary_project(path: str | Path | None = None) -> Iterator[Project]:
             os.environ.pop(key, None)
         os.environ["GRISTMILL_PROJECT"] = str(project.root)
         os.environ["GRISTMILL_CACHE_DIR"] = str(project.directory / "cache")
+        # The user's own `gristmill connect` (a server in ~/.config) must not receive a
+        # test's runs: user config is read from inside the project while the block runs.
+        os.environ["XDG_CONFIG_HOME"] = str(project.directory / "user-config")
         try:
             yield project
         finally:

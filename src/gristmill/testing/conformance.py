@@ -360,6 +360,38 @@ class MetadataStoreConformance:
         with pytest.raises(StoreError, match="already exists"):
             self.pipelines().busy.with_options(run_name=run.name)(i=2)
 
+    def test_stop_requests(self, store_project: Project) -> None:
+        """A stop request turns an unfinished run ``stopping``; a finished run keeps its
+        final status; an unknown run is NotFoundError."""
+        import time
+
+        from gristmill.store import Status
+
+        store = store_project.store()
+        finished = self.pipelines().busy(i=3)
+        assert store.request_stop(finished.id, at=time.time()) == Status.COMPLETED
+        assert store.get_run(finished.id).status == Status.COMPLETED
+        with pytest.raises(NotFoundError):
+            store.request_stop("0" * 32, at=time.time())
+        # A run handed to an engine that has not started it yet.
+        import dataclasses
+        import uuid
+
+        record = store.get_run(finished.id)
+        held = dataclasses.replace(
+            record,
+            id=uuid.uuid4().hex,
+            name=f"{record.name}-held",
+            status=Status.SUBMITTED,
+            started_at=None,
+            ended_at=None,
+            pid=None,
+        )
+        store.create_run(held, [], spec_json=store.get_pipeline_spec(record.pipeline_version_id))
+        assert store.get_run(held.id).status == Status.SUBMITTED
+        assert store.request_stop(held.id, at=time.time()) == Status.STOPPING
+        assert store.get_run(held.id).status == Status.STOPPING
+
     def test_deleting_runs(self, store_project: Project) -> None:
         """A run goes with its steps, edges, metadata and the versions only it holds; versions
         other runs also list as outputs (cache hits) stay; a running run, and one whose

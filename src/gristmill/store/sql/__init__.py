@@ -15,6 +15,7 @@ from gristmill.store.sql.runs_read import SQLRunReader
 from gristmill.store.sql.runs_write import SQLRunWriter
 from gristmill.store.sql.secrets import SQLSecretVault
 from gristmill.store.sql.stacks import SQLStackCatalog
+from gristmill.store.sql.users import SQLUserDirectory
 
 __all__ = ["SQLStore", "safe_url"]
 
@@ -28,6 +29,7 @@ class SQLStore(
     SQLSecretVault,
     SQLMetricStore,
     SQLModelRegistry,
+    SQLUserDirectory,
     MetadataStore,
 ):
     """A metadata store on a SQLAlchemy URL; the schema is created or migrated on open."""

@@ -64,7 +64,7 @@ def _delete(conn: Connection, run_ids: list[str], *, force: bool) -> RunDeletion
     missing = set(run_ids) - {r.id for r in runs}
     if missing:
         raise NotFoundError(f"no run with id {', '.join(sorted(missing))}")
-    live = [r for r in runs if r.status in (Status.PENDING, Status.RUNNING)]
+    live = [r for r in runs if r.status in Status.ACTIVE]
     if live and not force:
         names = ", ".join(f"{r.name} ({r.status})" for r in live)
         raise StoreError(

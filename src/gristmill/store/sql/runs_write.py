@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from gristmill.errors import InvalidMetadataError, NotFoundError, StoreError
 from gristmill.store import schema as s
-from gristmill.store.base import STALE_AFTER_SECONDS, RunWriter
+from gristmill.store.base import STALE_AFTER_SECONDS, SUBMITTED_STALE_AFTER_SECONDS, RunWriter
 from gristmill.store.ids import (
     artifact_id,
     new_artifact_version_id,
@@ -46,6 +46,10 @@ from gristmill.store.sql.rows import (
 from gristmill.store.sql.versions import claim_version_number
 
 _HOST = socket.gethostname()
+# Runs whose heartbeat counts (a run handed to an engine beats through its steps' workers),
+# and runs the reaper looks at.
+_BEATING = [Status.SUBMITTED, Status.RUNNING, Status.STOPPING]
+_LIVE = [Status.PENDING, *_BEATING]
 
 
 class SQLRunWriter(SQLEngine, RunWriter):
@@ -147,9 +151,13 @@ class SQLRunWriter(SQLEngine, RunWriter):
                 conn.execute(select(s.runs.c.id).where(s.runs.c.name == name)).first() is not None
             )
 
-    def mark_running(self, step_run_id: str, *, started_at: float) -> None:
+    def mark_running(
+        self, step_run_id: str, *, started_at: float, logs_uri: str | None = None
+    ) -> None:
         def work(conn: Connection) -> None:
             execute(conn, _Q.mark_running, {"step_run_id": step_run_id, "started_at": started_at})
+            if logs_uri:
+                _insert_log(conn, step_run_id, logs_uri, started_at)
 
         self._retrying(work, "marking a step run running")
 
@@ -352,7 +360,7 @@ class SQLRunWriter(SQLEngine, RunWriter):
         def work(conn: Connection) -> None:
             conn.execute(
                 update(s.runs)
-                .where(s.runs.c.id == run_id, s.runs.c.status == Status.RUNNING)
+                .where(s.runs.c.id == run_id, s.runs.c.status.in_(_BEATING))
                 .values(heartbeat_at=at)
             )
 
@@ -383,8 +391,38 @@ class SQLRunWriter(SQLEngine, RunWriter):
                 .where(s.step_runs.c.id == step_run_id, s.step_runs.c.status == Status.PENDING)
                 .values(status=Status.RUNNING, started_at=at)
             )
+            # A run handed to an engine is running once its first step is taken.
+            conn.execute(
+                update(s.runs)
+                .where(
+                    s.runs.c.id
+                    == select(s.step_runs.c.run_id)
+                    .where(s.step_runs.c.id == step_run_id)
+                    .scalar_subquery(),
+                    s.runs.c.status == Status.SUBMITTED,
+                )
+                .values(status=Status.RUNNING, heartbeat_at=at)
+            )
 
         self._retrying(work, "recording the worker of a step run")
+
+    def request_stop(self, run_id: str, *, at: float) -> str:
+        def work(conn: Connection) -> str | None:
+            conn.execute(
+                update(s.runs)
+                .where(
+                    s.runs.c.id == run_id,
+                    s.runs.c.status.in_([Status.PENDING, Status.SUBMITTED, Status.RUNNING]),
+                )
+                .values(status=Status.STOPPING, heartbeat_at=at)
+            )
+            status = conn.execute(select(s.runs.c.status).where(s.runs.c.id == run_id)).scalar()
+            return str(status) if status is not None else None
+
+        status = self._retrying(work, "recording a stop request")
+        if status is None:
+            raise NotFoundError(f"no run with id '{run_id}'")
+        return status
 
     def step_heartbeat(self, step_run_ids: Sequence[str], at: float) -> None:
         if not step_run_ids:
@@ -420,14 +458,26 @@ class SQLRunWriter(SQLEngine, RunWriter):
     def reap_dead_runs(self, now: float, *, stale_after: float = STALE_AFTER_SECONDS) -> list[str]:
         with self._reading("looking for dead runs") as conn:
             candidates = conn.execute(
-                select(s.runs.c.id, s.runs.c.host, s.runs.c.pid, s.runs.c.heartbeat_at).where(
-                    s.runs.c.status.in_([Status.RUNNING, Status.PENDING])
-                )
+                select(
+                    s.runs.c.id, s.runs.c.host, s.runs.c.pid, s.runs.c.heartbeat_at, s.runs.c.status
+                ).where(s.runs.c.status.in_(_LIVE))
             ).all()
         dead: list[tuple[str, str]] = []
-        for run_id, host, pid, heartbeat_at in candidates:
+        for run_id, host, pid, heartbeat_at, status in candidates:
             if host == _HOST and pid and not _pid_alive(pid):
                 dead.append((run_id, f"the process running it (pid {pid} on {host}) is gone"))
+            elif status == Status.SUBMITTED:
+                # Handed to an engine that has not started any of its steps: engines queue
+                # runs, so only a long silence means the engine lost it.
+                grace = max(stale_after, SUBMITTED_STALE_AFTER_SECONDS)
+                if heartbeat_at is not None and now - heartbeat_at > grace:
+                    dead.append(
+                        (
+                            run_id,
+                            f"submitted {now - heartbeat_at:.0f}s ago and none of its steps "
+                            "ever started: the engine it was handed to did not run it",
+                        )
+                    )
             elif heartbeat_at is not None and now - heartbeat_at > stale_after:
                 dead.append((run_id, f"no heartbeat for {now - heartbeat_at:.0f}s from {host}"))
         if dead:
@@ -453,9 +503,7 @@ class SQLRunWriter(SQLEngine, RunWriter):
                 message = f"run died: {reason}"
                 done = conn.execute(
                     update(s.runs)
-                    .where(
-                        s.runs.c.id == run_id, s.runs.c.status.in_([Status.RUNNING, Status.PENDING])
-                    )
+                    .where(s.runs.c.id == run_id, s.runs.c.status.in_(_LIVE))
                     .values(status=Status.FAILED, ended_at=now, error=message)
                 ).rowcount
                 if not done:
