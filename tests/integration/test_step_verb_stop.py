@@ -102,6 +102,7 @@ def test_runs_stop_from_another_process_stops_the_step_verb(
     assert "step 'slow' stopped" in stderr
     assert "Traceback" not in stderr
     assert took < 15, took  # the watch reads the run about once a second, not the step's 60 s
+    print(f"`runs stop` to the step verb's exit: {took:.2f}s")
 
     store = project.store()
     steps = {s.name: s for s in store.get_step_runs(run_id)}

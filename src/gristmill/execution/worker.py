@@ -273,16 +273,22 @@ def launch_in_worker(
             run.interrupted(step_id)
         if not watch.fired:
             raise
+        # The watch's: the step was interrupted (or, the request coming as it ended, the
+        # interruption landed after it was recorded: then it ended as it did).
+        from gristmill.execution.launcher import StepOutcome
+
+        outcome = run.outcomes.get(step_id) or StepOutcome(step_id, Status.STOPPED)
+    else:
+        if fired:  # sent as the step ended and not delivered yet: take it here
+            watch.absorb()
+    if outcome.status == Status.STOPPED and watch.fired:
         from gristmill.client import STOP_REQUESTED
 
-        return StepResult(
-            step_id, Status.STOPPED, STOP_REQUESTED, environment["host"], environment["pid"]
-        )
-    if fired:  # the request came as the step ended: it ended as it did
-        watch.absorb()
-    error = None
-    if outcome.error is not None:
+        error: str | None = STOP_REQUESTED
+    elif outcome.error is not None:
         error = f"{type(outcome.error).__name__}: {outcome.error}"
+    else:
+        error = None
     return StepResult(step_id, outcome.status, error, environment["host"], environment["pid"])
 
 
