@@ -8,7 +8,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from types import FrameType
 from typing import TYPE_CHECKING, Any
 
@@ -590,6 +590,8 @@ class _Monitor:
         # Held while logs are written: ``done`` waits on it, so no live write lands after
         # the step's final logs.
         self._writing = threading.Lock()
+        # Periodic checks other parts hand over (a stop watch): [next due, period, poll].
+        self._periodic: list[list[Any]] = []
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -604,6 +606,11 @@ class _Monitor:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+
+    def every(self, seconds: float, poll: Callable[[], bool]) -> None:
+        """Call ``poll`` from this thread every ``seconds`` until it returns False."""
+        with self._lock:
+            self._periodic.append([time.monotonic() + seconds, seconds, poll])
 
     def running(
         self, step_run_id: str, started_at: float, live_logs: LiveLogs | None = None
@@ -638,6 +645,7 @@ class _Monitor:
                 if now >= next_logs:
                     next_logs = now + LIVE_LOGS_SECONDS
                     self._write_live_logs()
+                self._run_periodic(now)
                 if now >= next_beat:
                     # Set first: a store that fails is not asked again every tick.
                     next_beat = now + HEARTBEAT_SECONDS
@@ -654,6 +662,15 @@ class _Monitor:
                         type(exc).__name__,
                         redact(str(exc)),
                     )
+
+    def _run_periodic(self, now: float) -> None:
+        with self._lock:
+            due = [entry for entry in self._periodic if entry[0] <= now]
+        for entry in due:
+            entry[0] = now + entry[1]
+            if not entry[2]():
+                with self._lock:
+                    self._periodic.remove(entry)
 
     def _start_live_logs(self, step_run_id: str, live_logs: LiveLogs | None) -> str | None:
         """Write what the step logged so far (the file readers are pointed at must exist) and

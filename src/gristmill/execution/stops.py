@@ -11,12 +11,19 @@ from __future__ import annotations
 import ctypes
 import signal
 import threading
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
 
 from gristmill.store import Status
 
 if TYPE_CHECKING:
     from gristmill.store import MetadataStore
+
+class Ticker(Protocol):
+    """A thread that calls ``poll`` every ``seconds`` until it returns False."""
+
+    def every(self, seconds: float, poll: Callable[[], bool]) -> None: ...
+
 
 # How often a watch reads the run's status. Runs shorter than this are never read.
 STOP_POLL_SECONDS = 1.0
@@ -50,10 +57,15 @@ class StopWatch:
         self._done = threading.Event()
         self.fired = False
 
-    def start(self) -> StopWatch:
-        threading.Thread(
-            target=self._loop, name=f"gristmill-stop-watch-{self._run_id[:8]}", daemon=True
-        ).start()
+    def start(self, ticker: Ticker | None = None) -> StopWatch:
+        """Watch from ``ticker``'s thread (a run's monitor, which already wakes up every
+        moment: no thread more per run), or from a thread of its own."""
+        if ticker is not None:
+            ticker.every(self._every, self.poll)
+        else:
+            threading.Thread(
+                target=self._loop, name=f"gristmill-stop-watch-{self._run_id[:8]}", daemon=True
+            ).start()
         return self
 
     def disarm(self) -> bool:
@@ -84,21 +96,29 @@ class StopWatch:
         )
 
     def _loop(self) -> None:
-        while not self._done.wait(self._every):
-            try:
-                # ``stopped``: the run was ended by `runs stop` while this step still ran.
-                requested = self._store.get_run(self._run_id).status in _STOP_STATUSES
-            except Exception:  # a store that fails now may answer next time
-                continue
-            if requested:
-                with self._lock:
-                    if self._armed and not self.fired:
-                        self.fired = True
-                        if self._by_signal():
-                            signal.pthread_kill(self._target, signal.SIGINT)
-                        else:
-                            _async_raise(self._target, KeyboardInterrupt)
-                return
+        while not self._done.wait(self._every) and self.poll():
+            pass
+
+    def poll(self) -> bool:
+        """Read the run's status once and interrupt the watched thread if it was asked to
+        stop; whether to keep watching."""
+        if self._done.is_set():
+            return False
+        try:
+            # ``stopped``: the run was ended by `runs stop` while this step still ran.
+            requested = self._store.get_run(self._run_id).status in _STOP_STATUSES
+        except Exception:  # a store that fails now may answer next time
+            return True
+        if not requested:
+            return True
+        with self._lock:
+            if self._armed and not self.fired:
+                self.fired = True
+                if self._by_signal():
+                    signal.pthread_kill(self._target, signal.SIGINT)
+                else:
+                    _async_raise(self._target, KeyboardInterrupt)
+        return False
 
 
 def _async_raise(thread_id: int, exc: type[BaseException] | None) -> None:

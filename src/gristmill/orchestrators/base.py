@@ -55,7 +55,7 @@ class Orchestrator(Flavor, abc.ABC):
         if isinstance(self, Submitting) and self.submits:
             return self._hand_over(run)
         run.start()
-        watch = StopWatch(run.store, run.plan.run_id).start()
+        watch = StopWatch(run.store, run.plan.run_id).start(run.monitor)
         try:
             try:
                 self._run(run)
