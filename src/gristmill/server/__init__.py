@@ -14,9 +14,16 @@ from __future__ import annotations
 
 import importlib.util
 
-from gristmill.errors import MissingIntegrationError
+from gristmill.errors import (
+    AuthError,
+    GristmillError,
+    LoginThrottledError,
+    MissingIntegrationError,
+    NotFoundError,
+    StoreError,
+)
 
-__all__ = ["SERVER_PACKAGES", "require_server_extra"]
+__all__ = ["SERVER_PACKAGES", "http_status", "require_server_extra"]
 
 # import name → distribution name, for the `server` extra.
 SERVER_PACKAGES = {
@@ -35,3 +42,16 @@ def require_server_extra(feature: str = "the gristmill server") -> None:
     for module, distribution in SERVER_PACKAGES.items():
         if importlib.util.find_spec(module) is None:
             raise MissingIntegrationError(distribution, "server", feature)
+
+
+def http_status(exc: GristmillError) -> int:
+    """The HTTP status a GristmillError is answered with, by the API and the dashboard."""
+    if isinstance(exc, NotFoundError):
+        return 404
+    if isinstance(exc, LoginThrottledError):
+        return 429
+    if isinstance(exc, AuthError):
+        return 403
+    if isinstance(exc, StoreError):
+        return 409
+    return 400

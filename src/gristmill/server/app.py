@@ -18,12 +18,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gristmill._version import __version__
 from gristmill.errors import (
-    AuthError,
     GristmillError,
     LoginThrottledError,
-    NotFoundError,
-    StoreError,
 )
+from gristmill.server import http_status
 from gristmill.server.auth import Role, public, require
 from gristmill.server.settings import ServerSettings
 
@@ -75,23 +73,11 @@ class _SecurityHeaders:
         await self.app(scope, receive, sending)
 
 
-def _error_status(exc: GristmillError) -> int:
-    if isinstance(exc, NotFoundError):
-        return 404
-    if isinstance(exc, LoginThrottledError):
-        return 429
-    if isinstance(exc, AuthError):
-        return 403
-    if isinstance(exc, StoreError):
-        return 409
-    return 400
-
-
 async def _gristmill_error(request: Request, exc: Exception) -> JSONResponse:
     """A GristmillError raised by a route: its message (which says what and how to fix) as
     ``{"detail": ...}``, with the status that fits its kind."""
     assert isinstance(exc, GristmillError)
-    status = _error_status(exc)
+    status = http_status(exc)
     headers = None
     if isinstance(exc, LoginThrottledError):
         headers = {"Retry-After": str(int(exc.retry_after) + 1)}

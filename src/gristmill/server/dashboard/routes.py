@@ -26,6 +26,7 @@ from gristmill.errors import (
     NotFoundError,
     StoreError,
 )
+from gristmill.server import http_status
 from gristmill.server.auth import (
     SESSION_COOKIE,
     Principal,
@@ -58,18 +59,6 @@ def _wants_html(request: Request) -> bool:
     return "text/html" in request.headers.get("accept", "")
 
 
-def _status_of(exc: GristmillError) -> int:
-    if isinstance(exc, NotFoundError):
-        return 404
-    if isinstance(exc, LoginThrottledError):
-        return 429
-    if isinstance(exc, AuthError):
-        return 403
-    if isinstance(exc, StoreError):
-        return 409
-    return 400
-
-
 class PageRoute(APIRoute):
     """A dashboard route: refusals and gristmill errors become HTML pages for a browser,
     and HTML answers get the Content Security Policy."""
@@ -90,7 +79,7 @@ class PageRoute(APIRoute):
                 response = page(
                     request,
                     "error.html",
-                    status=_status_of(exc),
+                    status=http_status(exc),
                     heading="Not found" if isinstance(exc, NotFoundError) else "Refused",
                     message=str(exc),
                 )
