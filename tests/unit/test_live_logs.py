@@ -8,6 +8,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from gristmill import Client, pipeline, step
 from gristmill.project import Project
 from gristmill.stacks import secrets
@@ -59,7 +61,7 @@ def test_logs_are_followed_while_the_step_runs(gristmill_project: Project, tmp_p
     assert "second line" not in live
     assert SECRET not in live  # redacted as the final logs are
     [run] = finished
-    final = Client().get_run(run.id).steps["chatty"].logs()  # type: ignore[attr-defined]
+    final = Client().get_run(run.id).steps["chatty"].logs()
     assert final.splitlines()[0] == "first line"
     assert final.rstrip().endswith("second line")
     assert SECRET not in final
@@ -107,3 +109,48 @@ def test_steps_logs_follow_prints_until_the_step_ends(
     assert out.splitlines()[0] == "first line"
     assert out.rstrip().endswith("second line")
     assert follower.returncode == 0
+
+
+def test_a_log_store_that_fails_while_the_step_runs_loses_nothing(
+    gristmill_project: Project,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """When the running copy cannot be written, the step is still marked running, it says so
+    once, and the final logs are saved when the step ends."""
+    import logging
+
+    from gristmill.execution import logs as logs_module
+
+    def failing_flush(self: logs_module.LiveLogs) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(logs_module.LiveLogs, "flush", failing_flush)
+    gate = tmp_path / "gate"
+    finished: list[object] = []
+    worker = threading.Thread(target=lambda: finished.append(talking(gate=str(gate))))
+    with caplog.at_level(logging.WARNING, logger="gristmill"):
+        worker.start()
+        try:
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                runs = Client().list_runs(limit=1)
+                if (
+                    runs
+                    and runs[0].steps.get("chatty")
+                    and runs[0].steps["chatty"].status == ("running")
+                ):
+                    break
+                time.sleep(0.05)
+            else:
+                raise AssertionError("the step was never marked running")
+            time.sleep(1.5)  # a second write attempt would happen here
+        finally:
+            gate.touch()
+            worker.join(30)
+    warnings = [r for r in caplog.records if "cannot write the logs" in r.getMessage()]
+    assert len(warnings) == 1
+    [run] = finished
+    final = Client().get_run(run.id).steps["chatty"].logs()
+    assert final.rstrip().endswith("second line")

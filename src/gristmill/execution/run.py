@@ -680,7 +680,8 @@ class _Monitor:
                 if self._marking.pop(step_run_id, False) is False or live_logs is None:
                     return None  # the step has ended meanwhile, or keeps no logs
                 self._live[step_run_id] = live_logs
-            live_logs.flush()
+            if not self._flush(step_run_id, live_logs):
+                return None
         return live_logs.uri
 
     def _write_live_logs(self) -> None:
@@ -691,4 +692,22 @@ class _Monitor:
                 with self._lock:
                     if step_run_id not in self._live:
                         continue
-                live_logs.flush()
+                self._flush(step_run_id, live_logs)
+
+    def _flush(self, step_run_id: str, live_logs: LiveLogs) -> bool:
+        """Write a running step's logs; on failure stop following them (its final logs are
+        still saved when it ends) and say so once."""
+        try:
+            live_logs.flush()
+            return True
+        except Exception as exc:
+            with self._lock:
+                self._live.pop(step_run_id, None)
+            logger.warning(
+                "cannot write the logs of a running step to %s (they are saved when it ends): "
+                "%s: %s",
+                live_logs.uri,
+                type(exc).__name__,
+                redact(str(exc)),
+            )
+            return False
