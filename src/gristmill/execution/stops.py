@@ -19,6 +19,7 @@ from gristmill.store import Status
 if TYPE_CHECKING:
     from gristmill.store import MetadataStore
 
+
 class Ticker(Protocol):
     """A thread that calls ``poll`` every ``seconds`` until it returns False."""
 
