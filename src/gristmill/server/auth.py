@@ -87,12 +87,13 @@ _ROLE_ATTRIBUTE = "__gristmill_role__"
 _PUBLIC_ATTRIBUTE = "__gristmill_public__"
 
 
-def _store(request: Request) -> MetadataStore:
+def app_store(request: Request) -> MetadataStore:
+    """The metadata store the application serves (``create_app`` sets it)."""
     store: MetadataStore = request.app.state.store
     return store
 
 
-def _settings(request: Request) -> ServerSettings:
+def app_settings(request: Request) -> ServerSettings:
     settings: ServerSettings = request.app.state.settings
     return settings
 
@@ -120,7 +121,7 @@ async def _authenticate(request: Request) -> Principal:
     cached = getattr(request.state, "principal", None)
     if isinstance(cached, Principal):
         return cached
-    store = _store(request)
+    store = app_store(request)
     header = request.headers.get("authorization")
     try:
         if header:
@@ -130,12 +131,12 @@ async def _authenticate(request: Request) -> Principal:
                     "the Authorization header must be 'Bearer <token>'; create a token with "
                     "`gristmill token create --name NAME`"
                 )
-            interval = _settings(request).token_touch_interval
+            interval = app_settings(request).token_touch_interval
             principal = await run_in_threadpool(
                 authenticate_token, store, token, touch_interval=interval
             )
         elif cookie := request.cookies.get(SESSION_COOKIE):
-            interval = _settings(request).token_touch_interval
+            interval = app_settings(request).token_touch_interval
             principal = await run_in_threadpool(
                 authenticate_session, store, cookie, touch_interval=interval
             )

@@ -18,8 +18,7 @@ from fastapi.routing import APIRoute
 
 from gristmill.client import Client
 from gristmill.errors import GristmillError, NotFoundError, StoreError
-from gristmill.server.auth import Role, require
-from gristmill.store import MetadataStore
+from gristmill.server.auth import Role, app_store, require
 from gristmill.store.rest import wire
 
 API_PREFIX = "/api/v1"
@@ -69,17 +68,12 @@ def store_router(tag: str) -> APIRouter:
     return APIRouter(prefix=API_PREFIX, tags=[tag], route_class=StoreRoute, dependencies=[VIEWER])
 
 
-def get_store(request: Request) -> MetadataStore:
-    store: MetadataStore = request.app.state.store
-    return store
-
-
 def get_client(request: Request) -> Client:
     client: Client = request.app.state.client
     return client
 
 
-Store = Depends(get_store)
+Store = Depends(app_store)
 Limit = Query(50, ge=0, le=MAX_PAGE, description=f"items per page (at most {MAX_PAGE})")
 Offset = Query(0, ge=0, description="items to skip")
 

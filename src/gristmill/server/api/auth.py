@@ -16,6 +16,8 @@ from gristmill.server.auth import (
     SESSION_COOKIE,
     AsViewer,
     Role,
+    app_settings,
+    app_store,
     authenticate_password,
     clear_session_cookies,
     client_address,
@@ -34,7 +36,6 @@ from gristmill.server.credentials import (
     parse_duration,
     verify_password,
 )
-from gristmill.server.settings import ServerSettings
 from gristmill.store import MetadataStore
 from gristmill.store.records import ApiTokenRecord, UserRecord
 
@@ -123,16 +124,6 @@ class TokenRequest(BaseModel):
     user: str | None = Field(default=None, description="Admins only: another user's token.")
 
 
-def _store(request: Request) -> MetadataStore:
-    store: MetadataStore = request.app.state.store
-    return store
-
-
-def _settings(request: Request) -> ServerSettings:
-    settings: ServerSettings = request.app.state.settings
-    return settings
-
-
 # -- auth ---------------------------------------------------------------------------------------
 
 
@@ -141,7 +132,7 @@ async def login(body: Login, request: Request, response: Response) -> Me:
     """Log in with a user name and password: sets the session cookie (HttpOnly) and the CSRF
     cookie, and returns the CSRF value to send back as ``X-CSRF-Token``. 401 for a wrong
     name or password, 429 (``Retry-After``) after too many failures."""
-    store, settings = _store(request), _settings(request)
+    store, settings = app_store(request), app_settings(request)
     address = client_address(request)
     try:
         user = await run_in_threadpool(
@@ -173,8 +164,8 @@ async def logout(request: Request, response: Response, principal: AsViewer) -> d
     cookies."""
     cookie = request.cookies.get(SESSION_COOKIE)
     if principal.via == "session" and cookie:
-        await run_in_threadpool(end_session, _store(request), cookie)
-    clear_session_cookies(response, settings=_settings(request))
+        await run_in_threadpool(end_session, app_store(request), cookie)
+    clear_session_cookies(response, settings=app_settings(request))
     return {"status": "logged out"}
 
 
@@ -190,7 +181,7 @@ def me(principal: AsViewer) -> Me:
 def change_password(body: PasswordChange, request: Request, principal: AsViewer) -> dict[str, str]:
     """Change one's own password (the current one is asked again); ends every session of
     the user, this one included."""
-    store = _store(request)
+    store = app_store(request)
     user = store.get_user(principal.user)
     if not verify_password(user.password_hash, body.current_password):
         raise HTTPException(403, "the current password is wrong; the password was not changed")
@@ -206,17 +197,19 @@ _ADMIN = [Depends(require(Role.ADMIN))]
 
 @router.get("/users", dependencies=_ADMIN)
 def list_users(request: Request) -> list[User]:
-    return [User.of(u) for u in _store(request).list_users()]
+    return [User.of(u) for u in app_store(request).list_users()]
 
 
 @router.post("/users", dependencies=_ADMIN, status_code=201)
 def add_user(body: NewUser, request: Request) -> User:
-    return User.of(create_user(_store(request), body.name, role=body.role, password=body.password))
+    return User.of(
+        create_user(app_store(request), body.name, role=body.role, password=body.password)
+    )
 
 
 @router.get("/users/{name}", dependencies=_ADMIN)
 def get_user(name: str, request: Request) -> User:
-    return User.of(_store(request).get_user(name))
+    return User.of(app_store(request).get_user(name))
 
 
 def _check_not_last_admin(store: MetadataStore, name: str) -> None:
@@ -232,7 +225,7 @@ def _check_not_last_admin(store: MetadataStore, name: str) -> None:
 def change_user(name: str, body: UserChange, request: Request) -> User:
     """Change a user's role, password or disabled flag; a new password or disabling ends the
     user's sessions. The last admin cannot be demoted or disabled."""
-    store = _store(request)
+    store = app_store(request)
     current = store.get_user(name)
     demoted = body.role is not None and body.role != Role.ADMIN
     if current.role == Role.ADMIN.value and (demoted or body.disabled):
@@ -253,7 +246,7 @@ def change_user(name: str, body: UserChange, request: Request) -> User:
 @router.delete("/users/{name}", dependencies=_ADMIN)
 def delete_user(name: str, request: Request) -> dict[str, str]:
     """Delete a user with their tokens and sessions (the last admin cannot be deleted)."""
-    store = _store(request)
+    store = app_store(request)
     if store.get_user(name).role == Role.ADMIN.value:
         _check_not_last_admin(store, name)
     store.delete_user(name)
@@ -263,7 +256,7 @@ def delete_user(name: str, request: Request) -> dict[str, str]:
 @router.delete("/users/{name}/sessions", dependencies=_ADMIN)
 def end_user_sessions(name: str, request: Request) -> dict[str, int]:
     """Log a user out everywhere."""
-    store = _store(request)
+    store = app_store(request)
     store.get_user(name)
     return {"ended": store.end_sessions(user=name)}
 
@@ -284,7 +277,7 @@ def list_tokens(
     if (all_users or (user is not None and user != principal.user)) and principal.role < Role.ADMIN:
         raise HTTPException(403, "only an admin may list other users' tokens")
     who = None if all_users else (user or principal.user)
-    records = _store(request).list_api_tokens(user=who, include_revoked=include_revoked)
+    records = app_store(request).list_api_tokens(user=who, include_revoked=include_revoked)
     return [Token.of(t) for t in records]
 
 
@@ -297,7 +290,7 @@ def add_token(body: TokenRequest, request: Request, principal: AsViewer) -> NewT
         raise HTTPException(403, "only an admin may create tokens for other users")
     expires_in = parse_duration(body.expires, "expires") if body.expires else None
     token, record = create_token(
-        _store(request),
+        app_store(request),
         owner,
         name=body.name,
         role=body.role,
@@ -310,7 +303,7 @@ def add_token(body: TokenRequest, request: Request, principal: AsViewer) -> NewT
 @router.delete("/tokens/{token_id}")
 def revoke_token(token_id: str, request: Request, principal: AsViewer) -> Token:
     """Revoke a token: one's own, or anyone's for an admin."""
-    store = _store(request)
+    store = app_store(request)
     record = store.get_api_token(token_id)
     if record.user != principal.user and principal.role < Role.ADMIN:
         # Not 403: do not confirm that another user's token id exists.

@@ -234,13 +234,14 @@ def logout(request: Request, principal: Principal = VIEWER) -> Response:
 
 
 def _run_filter(
-    pipeline: str | None,
-    status: str | None,
-    experiment: str | None,
-    tag: str | None,
-    q: str | None,
-    page_number: int,
+    pipeline: str | None = None,
+    status: str | None = None,
+    experiment: str | None = None,
+    tag: str | None = None,
+    q: str | None = None,
+    page_number: int = Query(1, ge=1, alias="page"),
 ) -> views.RunFilter:
+    """The runs list's filters and page, from the query (a dependency of both its routes)."""
     if status and status not in Status.ALL:
         raise ConfigError(f"status '{status}' is not one of {', '.join(Status.ALL)}")
     return views.RunFilter(
@@ -253,20 +254,17 @@ def _run_filter(
     )
 
 
+RUN_FILTER = Depends(_run_filter)
+
+
 @router.get("/runs", response_class=HTMLResponse)
 def runs_page(
     request: Request,
     principal: Principal = VIEWER,
-    pipeline: str | None = None,
-    status: str | None = None,
-    experiment: str | None = None,
-    tag: str | None = None,
-    q: str | None = None,
-    page_number: int = Query(1, ge=1, alias="page"),
+    wanted: views.RunFilter = RUN_FILTER,
 ) -> HTMLResponse:
     """Runs, newest first, with filters and search; the table follows new runs live."""
     client = _client(request)
-    wanted = _run_filter(pipeline, status, experiment, tag, q, page_number)
     result = views.list_runs(client, wanted)
     return page(
         request,
@@ -284,16 +282,10 @@ def runs_page(
 def runs_live(
     request: Request,
     principal: Principal = VIEWER,
-    pipeline: str | None = None,
-    status: str | None = None,
-    experiment: str | None = None,
-    tag: str | None = None,
-    q: str | None = None,
-    page_number: int = Query(1, ge=1, alias="page"),
+    wanted: views.RunFilter = RUN_FILTER,
 ) -> Response:
     """The runs table's rows (rendered and escaped by the page's own template) and the
     number of runs, for the list's live updates."""
-    wanted = _run_filter(pipeline, status, experiment, tag, q, page_number)
     result = views.list_runs(_client(request), wanted)
     macros: Any = environment().get_template("_macros.html").module
     rows_html = str(macros.run_rows(result.runs))
