@@ -52,14 +52,11 @@ def test_the_quickstart_runs_unchanged_on_a_distributed_stack(
     assert {s["status"] for s in run["steps"]} == {"completed"}
     assert run["metadata"]["accuracy"] > 0.9
 
+    from fixtures.distributed import where_steps_ran
     from gristmill.store import open_store
 
     store = open_store(f"sqlite:///{folder / '.gristmill' / 'metadata.db'}")
-    try:
-        orchestrating_pid = store.get_run(run["id"]).pid
-        step_runs = store.get_step_runs(run["id"])
-    finally:
-        store.close()
+    orchestrating_pid, step_runs = where_steps_ran(store, run["id"])
     assert len(step_runs) == 4
     for step_run in step_runs:  # each step says where it really ran: a worker, not the CLI
         assert step_run.host and step_run.pid and step_run.pid != orchestrating_pid

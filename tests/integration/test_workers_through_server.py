@@ -81,12 +81,11 @@ def test_the_quickstart_on_a_dask_stack_records_through_the_server(
     assert run["status"] == "completed" and run["orchestrator"] == "dask"
     assert run["metadata"]["accuracy"] > 0.9
 
-    store = RestStore(server.url, server.token("viewer"))  # read back through the server
-    try:
-        orchestrating_pid = store.get_run(run["id"]).pid
-        step_runs = store.get_step_runs(run["id"])
-    finally:
-        store.close()
+    from fixtures.distributed import where_steps_ran
+
+    # read back through the server
+    store = RestStore(server.url, server.token("viewer"))
+    orchestrating_pid, step_runs = where_steps_ran(store, run["id"])
     assert len(step_runs) == 4
     assert {s.status for s in step_runs} == {"completed"}
     worker_pids = set()
