@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 # stale-.pyc bugs in tests that rewrite modules must show up everywhere or nowhere.
 PYTEST := env -u PYTHONDONTWRITEBYTECODE $(BIN)/python -m pytest
 
-.PHONY: install quickstart test test-fast check lint format bench bench-scale bench-server bench-peers clean
+.PHONY: install quickstart test test-fast check lint format sqlite-statements bench bench-scale bench-server bench-peers clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,10 @@ format: $(STAMP)
 
 # Benchmarks run as users' processes do: with bytecode caching, whatever the shell sets; the
 # library sections (torch, Spark, Dask, Ray) need the ml extra.
+# The SQL a run executes on SQLite, compiled ahead of time (src/gristmill/store/sql/prepared.py).
+sqlite-statements: $(STAMP)
+	PATH=$(BIN):$$PATH $(BIN)/python -c 'from gristmill.store.sql.prepared import write_sqlite_statements as w; w()'
+
 bench: $(ML_STAMP)
 	env -u PYTHONDONTWRITEBYTECODE $(BIN)/python benchmarks/run.py
 

@@ -259,25 +259,40 @@ def test_versions_are_numbered_per_step_run_and_never_reuse_a_deleted_number() -
     assert "same content" in result.output and "train_set:2, train_set:1" in result.output
 
 
-def test_each_step_run_is_one_write_transaction(project: Project) -> None:
+def test_each_step_run_is_one_write_transaction(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The per-step write path stays one transaction per step, new versions included: the run's
-    creation, one per step, the run's end."""
+    creation, one per step, the run's end; all on the sqlite3 module's own connections (the
+    statements compiled ahead of time), none through SQLAlchemy."""
     from sqlalchemy import event
 
-    engine = project.store().engine  # type: ignore[attr-defined]
+    store: Any = project.store()
     writes: list[str] = []
+    through_sqlalchemy: list[str] = []
 
     def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        if statement == "BEGIN IMMEDIATE":
-            writes.append(statement)
+        through_sqlalchemy.append(statement)
 
     feature_engineering.with_options(enable_cache=False)()  # the pipeline version exists
-    event.listen(engine, "before_cursor_execute", count)
+    store._sqlite_file.close()  # idle connections: new ones are traced
+    real_take = store._sqlite_file._take
+
+    def traced() -> Any:
+        raw = real_take()
+        raw.set_trace_callback(lambda sql: writes.append(sql) if sql == "BEGIN IMMEDIATE" else None)
+        return raw
+
+    monkeypatch.setattr(store._sqlite_file, "_take", traced)
+    event.listen(store.engine, "before_cursor_execute", count)
     try:
         feature_engineering.with_options(enable_cache=False)()
     finally:
-        event.remove(engine, "before_cursor_execute", count)
+        event.remove(store.engine, "before_cursor_execute", count)
+        monkeypatch.undo()
+        store._sqlite_file.close()
     assert len(writes) == 1 + 2 + 1
+    assert through_sqlalchemy == []
     assert [av.version for av in Client().list_artifact_versions(name="train_set")] == [2, 1]
 
 

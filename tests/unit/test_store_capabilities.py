@@ -12,8 +12,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from gristmill.errors import (
     ConfigError,
@@ -52,7 +52,13 @@ from gristmill.store.ids import (
 )
 from gristmill.store.metadata_values import metadata_value
 from gristmill.store.sql import SQLStore
-from gristmill.store.sql.engine import Prepared, execute
+from gristmill.store.sql.prepared import (
+    DriverConnection,
+    Prepared,
+    current_sqlite_statements,
+    execute,
+    insert_of,
+)
 
 
 @pytest.fixture
@@ -405,55 +411,75 @@ class _RecordingCursor:
         self.cursor.close()
 
 
-def test_prepared_statements_close_their_cursors(store: SQLStore) -> None:
-    opened: list[_RecordingCursor] = []
-    with store.engine.connect() as real:
-        dbapi = real.connection.dbapi_connection
-        assert dbapi is not None
-        conn: Any = SimpleNamespace(
-            dialect=real.dialect,
-            connection=SimpleNamespace(
-                dbapi_connection=SimpleNamespace(
-                    cursor=lambda: _RecordingCursor(dbapi.cursor(), opened)
-                )
-            ),
+def _recording(conn: Any, opened: list[_RecordingCursor]) -> Any:
+    """``conn`` with every cursor it opens recorded in ``opened``."""
+    if isinstance(conn, DriverConnection):
+        raw = conn.raw
+        return DriverConnection(
+            SimpleNamespace(cursor=lambda: _RecordingCursor(raw.cursor(), opened))  # type: ignore[arg-type]
         )
-        add = Prepared(lambda: insert(s.artifacts))
-        names = Prepared(lambda: select(s.artifacts.c.name).order_by(s.artifacts.c.name))
+    dbapi = conn.connection.dbapi_connection
+    return SimpleNamespace(
+        dialect=conn.dialect,
+        connection=SimpleNamespace(
+            dbapi_connection=SimpleNamespace(
+                cursor=lambda: _RecordingCursor(dbapi.cursor(), opened)
+            )
+        ),
+    )
+
+
+@pytest.mark.parametrize("driver", [True, False], ids=["sqlite3", "sqlalchemy"])
+def test_prepared_statements_close_their_cursors(store: SQLStore, driver: bool) -> None:
+    """On the sqlite3 module's own connection and on SQLAlchemy's, a prepared statement's
+    cursor is closed whether it returned rows, nothing, or failed."""
+    opened: list[_RecordingCursor] = []
+    add = Prepared(
+        "add", lambda: insert_of(s.artifacts, "id", "name", "created_at"), register=False
+    )
+    names = Prepared(
+        "names", lambda: select(s.artifacts.c.name).order_by(s.artifacts.c.name), register=False
+    )
+    transaction = store._write(prepared=True) if driver else store._sqlalchemy_write()
+    with pytest.raises(RuntimeError), transaction as real:
+        conn = _recording(real, opened)
+        assert isinstance(real, DriverConnection) == driver
         row = {"id": "a" * 32, "name": "a", "created_at": 1.0}
         assert execute(conn, add, row).all() == []
         execute(conn, add, [{**row, "id": "b" * 32, "name": "b"}])
         assert [r.name for r in execute(conn, names, {}).all()] == ["a", "b"]
         assert execute(conn, names, {}).first() == {"name": "a"}
-        with pytest.raises(DBAPIError):
-            execute(conn, add, row)  # the same key again
-        real.rollback()
+        with pytest.raises(IntegrityError):
+            execute(conn, add, row)  # the same key again: the driver's error as SQLAlchemy's
+        raise RuntimeError("roll back")
     assert len(opened) == 5
     assert all(c.closed for c in opened)
+    with store._reading("checking", prepared=driver) as conn:
+        assert execute(conn, names, {}).all() == []  # rolled back
+
+
+def test_sqlite_statements_are_compiled_ahead_of_time() -> None:
+    """sqlite_statements.py holds what SQLAlchemy compiles each prepared statement to now."""
+    from gristmill.store.sql.sqlite_statements import STATEMENTS
+
+    assert current_sqlite_statements() == STATEMENTS, (
+        "src/gristmill/store/sql/sqlite_statements.py is out of date: run `make sqlite-statements`"
+    )
 
 
 def test_a_step_leaves_no_cursor_open(store: SQLStore, monkeypatch: pytest.MonkeyPatch) -> None:
     """The whole write path of one step, counting the cursors ``execute`` opens and closes."""
-    from gristmill.store.sql import engine
+    from gristmill.store.sql import metrics, prepared, versions
 
     opened: list[_RecordingCursor] = []
-    real_execute = engine.execute
 
-    def counting(conn: Any, prepared: Prepared, values: Any) -> Any:
-        dbapi = conn.connection.dbapi_connection
-        wrapped: Any = SimpleNamespace(
-            dialect=conn.dialect,
-            connection=SimpleNamespace(
-                dbapi_connection=SimpleNamespace(
-                    cursor=lambda: _RecordingCursor(dbapi.cursor(), opened)
-                )
-            ),
-        )
-        return real_execute(wrapped, prepared, values)
+    def counting(conn: Any, statement: Prepared, values: Any) -> Any:
+        return prepared.execute(_recording(conn, opened), statement, values)
 
     from gristmill.store.sql import runs_write
 
-    monkeypatch.setattr(runs_write, "execute", counting)
+    for module in (runs_write, metrics, versions):
+        monkeypatch.setattr(module, "execute", counting)
     run = _run("r1")
     step = _step(run)
     store.create_run(run, [step], spec_json="{}")

@@ -18,6 +18,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 
+from gristmill.store.migrations import HEAD_REVISION  # noqa: F401  (these tables' revision)
+
 metadata = MetaData(
     naming_convention={
         "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -28,8 +30,6 @@ metadata = MetaData(
 )
 
 ID = String(32)
-# The Alembic revision that this module's tables correspond to (a test keeps them in step).
-HEAD_REVISION = "0007"
 
 pipelines = Table(
     "pipelines",

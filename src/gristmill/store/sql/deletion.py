@@ -7,12 +7,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, or_, select, update
-
 from gristmill.errors import NotFoundError, StoreError
-from gristmill.store import schema as s
 from gristmill.store.base import RunDeleter
 from gristmill.store.records import Entity, RunDeletion, Status
+from gristmill.store.sql._lazy import sa
+from gristmill.store.sql._lazy import schema as s
 from gristmill.store.sql.engine import SQLEngine
 from gristmill.store.sql.rows import (
     artifact_version_query,
@@ -39,7 +38,7 @@ class SQLRunDeleter(SQLEngine, RunDeleter):
     ) -> RunDeletion:
         wanted = list(dict.fromkeys(run_ids))
 
-        def work(conn: Connection) -> RunDeletion:
+        def work(conn: sa.Connection) -> RunDeletion:
             result = _delete(conn, wanted, force=force)
             if dry_run:
                 raise _Rollback(result)
@@ -56,10 +55,10 @@ def _in(column: Any, ids: Iterable[str]) -> Any:
     listed = list(ids)
     if not listed:
         return column.in_([])
-    return or_(*(column.in_(part) for part in chunks(listed)))
+    return sa.or_(*(column.in_(part) for part in chunks(listed)))
 
 
-def _delete(conn: Connection, run_ids: list[str], *, force: bool) -> RunDeletion:
+def _delete(conn: sa.Connection, run_ids: list[str], *, force: bool) -> RunDeletion:
     runs = [run_record(r) for r in conn.execute(run_query().where(_in(s.runs.c.id, run_ids)))]
     missing = set(run_ids) - {r.id for r in runs}
     if missing:
@@ -73,7 +72,7 @@ def _delete(conn: Connection, run_ids: list[str], *, force: bool) -> RunDeletion
             "(force=True)"
         )
     sr = s.step_runs.c
-    steps = list(conn.execute(select(sr.id).where(_in(sr.run_id, run_ids))).scalars())
+    steps = list(conn.execute(sa.select(sr.id).where(_in(sr.run_id, run_ids))).scalars())
     step_set = set(steps)
     outputs = s.step_run_outputs.c
     inputs = s.step_run_inputs.c
@@ -81,13 +80,13 @@ def _delete(conn: Connection, run_ids: list[str], *, force: bool) -> RunDeletion
     # Every version these step runs produced or list as an output.
     candidates = set(
         conn.execute(
-            select(outputs.artifact_version_id).where(_in(outputs.step_run_id, steps))
+            sa.select(outputs.artifact_version_id).where(_in(outputs.step_run_id, steps))
         ).scalars()
-    ) | set(conn.execute(select(av.id).where(_in(av.producer_step_run_id, steps))).scalars())
+    ) | set(conn.execute(sa.select(av.id).where(_in(av.producer_step_run_id, steps))).scalars())
     # Other step runs listing one as an output (a cache hit, the same bytes): those stay.
     elsewhere: dict[str, list[tuple[str, float]]] = {}
     for version, step_run, created in conn.execute(
-        select(outputs.artifact_version_id, outputs.step_run_id, sr.created_at)
+        sa.select(outputs.artifact_version_id, outputs.step_run_id, sr.created_at)
         .join(s.step_runs, sr.id == outputs.step_run_id)
         .where(_in(outputs.artifact_version_id, candidates))
     ):
@@ -119,13 +118,13 @@ def _delete(conn: Connection, run_ids: list[str], *, force: bool) -> RunDeletion
         record = records.get(version)
         if record is not None and record.producer_step_run_id in step_set:
             conn.execute(
-                update(s.artifact_versions)
+                sa.update(s.artifact_versions)
                 .where(av.id == version)
                 .values(producer_step_run_id=min(others)[1])
             )
     conn.execute(
-        update(s.step_runs)
-        .where(and_(_in(sr.cached_from, steps), ~_in(sr.run_id, run_ids)))
+        sa.update(s.step_runs)
+        .where(sa.and_(_in(sr.cached_from, steps), ~_in(sr.run_id, run_ids)))
         .values(cached_from=None)
     )
     meta = s.metadata_entries.c
@@ -136,28 +135,28 @@ def _delete(conn: Connection, run_ids: list[str], *, force: bool) -> RunDeletion
     ):
         for part in chunks(sorted(ids)):
             conn.execute(
-                delete(s.metadata_entries).where(
+                sa.delete(s.metadata_entries).where(
                     meta.entity_type == entity_type, meta.entity_id.in_(part)
                 )
             )
     logs = s.logs.c
     for part in chunks(run_ids):
-        conn.execute(delete(s.metric_points).where(s.metric_points.c.run_id.in_(part)))
-        conn.execute(delete(s.logs).where(logs.run_id.in_(part)))
+        conn.execute(sa.delete(s.metric_points).where(s.metric_points.c.run_id.in_(part)))
+        conn.execute(sa.delete(s.logs).where(logs.run_id.in_(part)))
     for part in chunks(steps):
-        conn.execute(delete(s.logs).where(logs.step_run_id.in_(part)))
-        conn.execute(delete(s.step_run_inputs).where(inputs.step_run_id.in_(part)))
-        conn.execute(delete(s.step_run_outputs).where(outputs.step_run_id.in_(part)))
+        conn.execute(sa.delete(s.logs).where(logs.step_run_id.in_(part)))
+        conn.execute(sa.delete(s.step_run_inputs).where(inputs.step_run_id.in_(part)))
+        conn.execute(sa.delete(s.step_run_outputs).where(outputs.step_run_id.in_(part)))
     for part in chunks(sorted(doomed)):
-        conn.execute(delete(s.artifact_versions).where(av.id.in_(part)))
+        conn.execute(sa.delete(s.artifact_versions).where(av.id.in_(part)))
     for part in chunks(steps):
-        conn.execute(delete(s.step_runs).where(sr.id.in_(part)))
+        conn.execute(sa.delete(s.step_runs).where(sr.id.in_(part)))
     for part in chunks(run_ids):
-        conn.execute(delete(s.runs).where(s.runs.c.id.in_(part)))
+        conn.execute(sa.delete(s.runs).where(s.runs.c.id.in_(part)))
     return result
 
 
-def _refuse_model_linked(conn: Connection, doomed: set[str]) -> None:
+def _refuse_model_linked(conn: sa.Connection, doomed: set[str]) -> None:
     """A StoreError naming the model versions that link a doomed artifact version: a model
     version keeps what it was made of until it is deleted itself."""
     from gristmill.store.sql.models import model_linked_versions
@@ -171,7 +170,7 @@ def _refuse_model_linked(conn: Connection, doomed: set[str]) -> None:
         )
 
 
-def _refuse_consumed(conn: Connection, doomed: set[str], deleted_steps: set[str]) -> None:
+def _refuse_consumed(conn: sa.Connection, doomed: set[str], deleted_steps: set[str]) -> None:
     """A StoreError naming the runs (outside those deleted) that took a doomed version as an
     input: deleting it would cut their lineage."""
     if not doomed:
@@ -180,7 +179,7 @@ def _refuse_consumed(conn: Connection, doomed: set[str], deleted_steps: set[str]
     sr = s.step_runs.c
     consumers: dict[str, set[str]] = {}
     query = (
-        select(s.runs.c.name, sr.name, inputs.step_run_id, inputs.artifact_version_id)
+        sa.select(s.runs.c.name, sr.name, inputs.step_run_id, inputs.artifact_version_id)
         .join(s.step_runs, sr.id == inputs.step_run_id)
         .join(s.runs, s.runs.c.id == sr.run_id)
         .where(_in(inputs.artifact_version_id, doomed))

@@ -9,14 +9,14 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select
-
 from gristmill.errors import NotFoundError
-from gristmill.store import schema as s
 from gristmill.store.base import MetricReader, MetricWriter
 from gristmill.store.metadata_values import metadata_value
 from gristmill.store.records import Entity, ExperimentRecord, MetricPoint
-from gristmill.store.sql.engine import Prepared, SQLEngine, execute
+from gristmill.store.sql._lazy import sa
+from gristmill.store.sql._lazy import schema as s
+from gristmill.store.sql.engine import SQLEngine
+from gristmill.store.sql.prepared import Prepared, execute, insert_of
 from gristmill.store.sql.rows import chunks
 
 
@@ -26,8 +26,10 @@ class SQLMetricStore(SQLEngine, MetricWriter, MetricReader):
             return
         run_ids = sorted({p.run_id for p in points})
 
-        def work(conn: Connection) -> None:
-            found = set(conn.execute(select(s.runs.c.id).where(s.runs.c.id.in_(run_ids))).scalars())
+        def work(conn: sa.Connection) -> None:
+            found = set(
+                conn.execute(sa.select(s.runs.c.id).where(s.runs.c.id.in_(run_ids))).scalars()
+            )
             missing = [r for r in run_ids if r not in found]
             if missing:
                 raise NotFoundError(f"no run with id '{missing[0]}'")
@@ -40,7 +42,7 @@ class SQLMetricStore(SQLEngine, MetricWriter, MetricReader):
     ) -> list[MetricPoint]:
         m = s.metric_points.c
         query = (
-            select(m.run_id, m.step_run_id, m.name, m.step, m.value, m.created_at)
+            sa.select(m.run_id, m.step_run_id, m.name, m.step, m.value, m.created_at)
             .where(m.run_id == run_id, m.name == name)
             .order_by(m.step, m.id)
         )
@@ -66,7 +68,7 @@ class SQLMetricStore(SQLEngine, MetricWriter, MetricReader):
             for part in chunks(list(run_ids)):
                 # DISTINCT over the (run_id, name, step) index: no table rows are read.
                 rows = conn.execute(
-                    select(m.run_id, m.name).where(m.run_id.in_(part)).distinct()
+                    sa.select(m.run_id, m.name).where(m.run_id.in_(part)).distinct()
                 ).all()
                 for run_id, name in rows:
                     result[run_id].append(name)
@@ -75,14 +77,14 @@ class SQLMetricStore(SQLEngine, MetricWriter, MetricReader):
     def list_experiments(self) -> list[ExperimentRecord]:
         runs = s.runs.c
         query = (
-            select(
+            sa.select(
                 runs.experiment,
-                func.count().label("run_count"),
-                func.min(runs.created_at).label("first_run_at"),
-                func.max(runs.created_at).label("last_run_at"),
+                sa.func.count().label("run_count"),
+                sa.func.min(runs.created_at).label("first_run_at"),
+                sa.func.max(runs.created_at).label("last_run_at"),
             )
             .group_by(runs.experiment)
-            .order_by(func.max(runs.created_at).desc())
+            .order_by(sa.func.max(runs.created_at).desc())
         )
         with self._reading("listing experiments") as conn:
             return [
@@ -92,7 +94,7 @@ class SQLMetricStore(SQLEngine, MetricWriter, MetricReader):
             ]
 
 
-def write_points(conn: Connection, points: Sequence[MetricPoint]) -> None:
+def write_points(conn: Any, points: Sequence[MetricPoint]) -> None:
     """Insert points (one executemany; those without a step numbered first) and each series'
     last value as metadata of its run and step run (the last logged, whatever its step)."""
     _number(conn, points)
@@ -122,20 +124,17 @@ def write_points(conn: Connection, points: Sequence[MetricPoint]) -> None:
         if step_run_id is not None:
             rows.append({**row, "entity_type": Entity.STEP_RUN, "entity_id": step_run_id})
         rows.append({**row, "entity_type": Entity.RUN, "entity_id": run_id})
-    execute(conn, _Q.insert_metadata, rows)
+    execute(conn, INSERT_METADATA, rows)
 
 
-def _number(conn: Connection, points: Sequence[MetricPoint]) -> None:
+def _number(conn: Any, points: Sequence[MetricPoint]) -> None:
     """Give each point without a step the next one of its name in its run."""
     wanted = {(p.run_id, p.name) for p in points if p.step is None}
     if not wanted:
         return
-    m = s.metric_points.c
     following: dict[tuple[str, str], int] = {}
     for run_id, name in wanted:
-        highest = conn.execute(
-            select(func.max(m.step)).where(m.run_id == run_id, m.name == name)
-        ).scalar()
+        highest = execute(conn, _Q.highest_step, {"run_id": run_id, "name": name}).scalar()
         following[(run_id, name)] = -1 if highest is None else int(highest)
     for p in points:
         key = (p.run_id, p.name)
@@ -145,6 +144,25 @@ def _number(conn: Connection, points: Sequence[MetricPoint]) -> None:
             following[key] = max(following[key], p.step)
 
 
+INSERT_METADATA = Prepared(
+    "metadata_entries.insert",
+    lambda: insert_of(
+        s.metadata_entries, "key", "value", "value_type", "entity_type", "entity_id", "created_at"
+    ),
+)
+
+
 class _Q:
-    insert_points = Prepared(lambda: insert(s.metric_points))
-    insert_metadata = Prepared(lambda: insert(s.metadata_entries))
+    insert_points = Prepared(
+        "metric_points.insert",
+        lambda: insert_of(
+            s.metric_points, "run_id", "step_run_id", "name", "step", "value", "created_at"
+        ),
+    )
+    highest_step = Prepared(
+        "metric_points.highest_step",
+        lambda: sa.select(sa.func.max(s.metric_points.c.step)).where(
+            s.metric_points.c.run_id == sa.bindparam("run_id"),
+            s.metric_points.c.name == sa.bindparam("name"),
+        ),
+    )

@@ -8,11 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, select, update
-
 from gristmill.errors import NotFoundError, StoreError, did_you_mean
 from gristmill.models.definition import ModelStages
-from gristmill.store import schema as s
 from gristmill.store.base import ModelRegistry
 from gristmill.store.ids import model_id, new_model_version_id
 from gristmill.store.metadata_values import dumps
@@ -23,6 +20,8 @@ from gristmill.store.records import (
     ModelVersionRecord,
     StageChange,
 )
+from gristmill.store.sql._lazy import sa
+from gristmill.store.sql._lazy import schema as s
 from gristmill.store.sql.engine import SQLEngine, loads
 from gristmill.store.sql.rows import artifact_version_query, artifact_version_record
 
@@ -44,11 +43,11 @@ class SQLModelRegistry(SQLEngine, ModelRegistry):
     ) -> ModelRecord:
         new_id = model_id(name)
 
-        def work(conn: Connection) -> None:
-            row = conn.execute(select(s.models).where(s.models.c.id == new_id)).first()
+        def work(conn: sa.Connection) -> None:
+            row = conn.execute(sa.select(s.models).where(s.models.c.id == new_id)).first()
             if row is None:
                 conn.execute(
-                    insert(s.models),
+                    sa.insert(s.models),
                     {
                         "id": new_id,
                         "name": name,
@@ -75,7 +74,9 @@ class SQLModelRegistry(SQLEngine, ModelRegistry):
                 changes["details"] = dumps({**old_details, **details})
             if changes:
                 conn.execute(
-                    update(s.models).where(s.models.c.id == new_id).values(updated_at=at, **changes)
+                    sa.update(s.models)
+                    .where(s.models.c.id == new_id)
+                    .values(updated_at=at, **changes)
                 )
 
         self._retrying(work, f"saving model '{name}'")
@@ -83,21 +84,21 @@ class SQLModelRegistry(SQLEngine, ModelRegistry):
 
     def get_model(self, name: str) -> ModelRecord:
         with self._reading(f"reading model '{name}'") as conn:
-            row = conn.execute(select(s.models).where(s.models.c.name == name)).first()
+            row = conn.execute(sa.select(s.models).where(s.models.c.name == name)).first()
             if row is None:
-                names = conn.execute(select(s.models.c.name)).scalars().all()
+                names = conn.execute(sa.select(s.models.c.name)).scalars().all()
                 raise NotFoundError(_no_model(name, names))
             return self._model_record(conn, row)
 
     def list_models(self) -> list[ModelRecord]:
         with self._reading("listing models") as conn:
-            rows = conn.execute(select(s.models).order_by(s.models.c.name)).all()
+            rows = conn.execute(sa.select(s.models).order_by(s.models.c.name)).all()
             return [self._model_record(conn, r) for r in rows]
 
-    def _model_record(self, conn: Connection, row: Any) -> ModelRecord:
+    def _model_record(self, conn: sa.Connection, row: Any) -> ModelRecord:
         mv = s.model_versions.c
         count, latest = conn.execute(
-            select(func.count(mv.id), func.max(mv.number)).where(mv.model_id == row.id)
+            sa.select(sa.func.count(mv.id), sa.func.max(mv.number)).where(mv.model_id == row.id)
         ).one()
         return ModelRecord(
             id=row.id,
@@ -123,10 +124,10 @@ class SQLModelRegistry(SQLEngine, ModelRegistry):
                 "--force (force=True)"
             )
 
-        def work(conn: Connection) -> None:
+        def work(conn: sa.Connection) -> None:
             for version in versions:
                 _delete_version_rows(conn, version.id)
-            conn.execute(delete(s.models).where(s.models.c.id == model.id))
+            conn.execute(sa.delete(s.models).where(s.models.c.id == model.id))
 
         self._retrying(work, f"deleting model '{name}'")
         return versions
@@ -146,19 +147,19 @@ class SQLModelRegistry(SQLEngine, ModelRegistry):
         model = self.get_model(model_name)
         new_id = new_model_version_id()
 
-        def work(conn: Connection) -> None:
+        def work(conn: sa.Connection) -> None:
             # Bumping the model's counter locks its row until commit (portable: no RETURNING).
             conn.execute(
-                update(s.models)
+                sa.update(s.models)
                 .where(s.models.c.id == model.id)
                 .values(last_version=s.models.c.last_version + 1)
             )
             number = conn.execute(
-                select(s.models.c.last_version).where(s.models.c.id == model.id)
+                sa.select(s.models.c.last_version).where(s.models.c.id == model.id)
             ).scalar_one()
             if name is not None:
                 taken = conn.execute(
-                    select(s.model_versions.c.number).where(
+                    sa.select(s.model_versions.c.number).where(
                         s.model_versions.c.model_id == model.id, s.model_versions.c.name == name
                     )
                 ).first()
@@ -168,7 +169,7 @@ class SQLModelRegistry(SQLEngine, ModelRegistry):
                         f"(version {taken[0]}); use it, or give another name"
                     )
             conn.execute(
-                insert(s.model_versions),
+                sa.insert(s.model_versions),
                 {
                     "id": new_id,
                     "model_id": model.id,
@@ -253,7 +254,7 @@ class SQLModelRegistry(SQLEngine, ModelRegistry):
                 "(force=True)"
             )
 
-        def work(conn: Connection) -> None:
+        def work(conn: sa.Connection) -> None:
             _delete_version_rows(conn, model_version_id)
 
         self._retrying(work, f"deleting {version.model_name} version {_label(version)}")
@@ -279,15 +280,17 @@ class SQLModelRegistry(SQLEngine, ModelRegistry):
         version = self._version_by_id(model_version_id)
         mv = s.model_versions.c
 
-        def work(conn: Connection) -> None:
+        def work(conn: sa.Connection) -> None:
             model_key = conn.execute(
-                select(mv.model_id).where(mv.id == model_version_id)
+                sa.select(mv.model_id).where(mv.id == model_version_id)
             ).scalar_one()
             # Lock the model row: concurrent stage changes of one model queue here.
             conn.execute(
-                select(s.models.c.id).where(s.models.c.id == model_key).with_for_update()
+                sa.select(s.models.c.id).where(s.models.c.id == model_key).with_for_update()
             ).first()
-            current = conn.execute(select(mv.stage).where(mv.id == model_version_id)).scalar_one()
+            current = conn.execute(
+                sa.select(mv.stage).where(mv.id == model_version_id)
+            ).scalar_one()
             if current == stage:
                 return
             if stage in ModelStages.EXCLUSIVE:
@@ -324,7 +327,7 @@ class SQLModelRegistry(SQLEngine, ModelRegistry):
         h = s.model_stage_history.c
         with self._reading("reading a model version's stage history") as conn:
             rows = conn.execute(
-                select(s.model_stage_history)
+                sa.select(s.model_stage_history)
                 .where(h.model_version_id == model_version_id)
                 .order_by(h.id)
             ).all()
@@ -352,10 +355,10 @@ class SQLModelRegistry(SQLEngine, ModelRegistry):
             return
         mva = s.model_version_artifacts.c
 
-        def work(conn: Connection) -> None:
+        def work(conn: sa.Connection) -> None:
             known = set(
                 conn.execute(
-                    select(mva.artifact_version_id).where(
+                    sa.select(mva.artifact_version_id).where(
                         mva.model_version_id == model_version_id,
                         mva.artifact_version_id.in_(list(links)),
                     )
@@ -372,7 +375,7 @@ class SQLModelRegistry(SQLEngine, ModelRegistry):
                 if av_id not in known
             ]
             if rows:
-                conn.execute(insert(s.model_version_artifacts), rows)
+                conn.execute(sa.insert(s.model_version_artifacts), rows)
 
         self._retrying(work, "linking artifact versions to a model version")
 
@@ -396,7 +399,7 @@ class SQLModelRegistry(SQLEngine, ModelRegistry):
         mva = s.model_version_artifacts.c
         av = s.artifact_versions.c
         query = (
-            select(s.models.c.name)
+            sa.select(s.models.c.name)
             .distinct()
             .select_from(s.model_version_artifacts)
             .join(s.artifact_versions, av.id == mva.artifact_version_id)
@@ -409,13 +412,13 @@ class SQLModelRegistry(SQLEngine, ModelRegistry):
             return sorted(conn.execute(query).scalars())
 
 
-def model_linked_versions(conn: Connection, artifact_version_ids: Sequence[str]) -> list[str]:
+def model_linked_versions(conn: sa.Connection, artifact_version_ids: Sequence[str]) -> list[str]:
     """``model:version`` of the model versions that link any of these artifact versions (run
     deletion refuses to cut them)."""
     mva = s.model_version_artifacts.c
     mv = s.model_versions.c
     found = conn.execute(
-        select(s.models.c.name, mv.number, mv.name)
+        sa.select(s.models.c.name, mv.number, mv.name)
         .distinct()
         .select_from(s.model_version_artifacts)
         .join(s.model_versions, mv.id == mva.model_version_id)
@@ -426,7 +429,7 @@ def model_linked_versions(conn: Connection, artifact_version_ids: Sequence[str])
 
 
 def _change_stage(
-    conn: Connection,
+    conn: sa.Connection,
     version_id: str,
     stage: str | None,
     previous: str | None,
@@ -435,12 +438,12 @@ def _change_stage(
     note: str | None,
 ) -> None:
     conn.execute(
-        update(s.model_versions)
+        sa.update(s.model_versions)
         .where(s.model_versions.c.id == version_id)
         .values(stage=stage, updated_at=at)
     )
     conn.execute(
-        insert(s.model_stage_history),
+        sa.insert(s.model_stage_history),
         {
             "model_version_id": version_id,
             "stage": stage,
@@ -452,26 +455,28 @@ def _change_stage(
     )
 
 
-def _delete_version_rows(conn: Connection, version_id: str) -> None:
+def _delete_version_rows(conn: sa.Connection, version_id: str) -> None:
     conn.execute(
-        delete(s.model_version_artifacts).where(
+        sa.delete(s.model_version_artifacts).where(
             s.model_version_artifacts.c.model_version_id == version_id
         )
     )
     conn.execute(
-        delete(s.model_stage_history).where(s.model_stage_history.c.model_version_id == version_id)
+        sa.delete(s.model_stage_history).where(
+            s.model_stage_history.c.model_version_id == version_id
+        )
     )
     meta = s.metadata_entries.c
     conn.execute(
-        delete(s.metadata_entries).where(
-            and_(meta.entity_type == Entity.MODEL_VERSION, meta.entity_id == version_id)
+        sa.delete(s.metadata_entries).where(
+            sa.and_(meta.entity_type == Entity.MODEL_VERSION, meta.entity_id == version_id)
         )
     )
-    conn.execute(delete(s.model_versions).where(s.model_versions.c.id == version_id))
+    conn.execute(sa.delete(s.model_versions).where(s.model_versions.c.id == version_id))
 
 
 def _version_query() -> Any:
-    return select(s.model_versions, s.models.c.name.label("model_name")).join(
+    return sa.select(s.model_versions, s.models.c.name.label("model_name")).join(
         s.models, s.models.c.id == s.model_versions.c.model_id
     )
 

@@ -6,9 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from sqlalchemy import Select, select
-
-from gristmill.store import schema as s
 from gristmill.store.records import (
     ArtifactVersionRecord,
     ComponentRecord,
@@ -16,6 +13,8 @@ from gristmill.store.records import (
     SecretRecord,
     StepRunRecord,
 )
+from gristmill.store.sql._lazy import sa
+from gristmill.store.sql._lazy import schema as s
 from gristmill.store.sql.engine import loads
 
 
@@ -25,18 +24,20 @@ def chunks(items: list[str], size: int = 500) -> Iterator[list[str]]:
         yield items[start : start + size]
 
 
-def run_query() -> Select[Any]:
+def run_query() -> sa.Select[Any]:
     return (
-        select(s.runs, s.pipelines.c.name.label("pipeline_name"), s.pipeline_versions.c.spec_hash)
+        sa.select(
+            s.runs, s.pipelines.c.name.label("pipeline_name"), s.pipeline_versions.c.spec_hash
+        )
         .join(s.pipelines, s.pipelines.c.id == s.runs.c.pipeline_id)
         .join(s.pipeline_versions, s.pipeline_versions.c.id == s.runs.c.pipeline_version_id)
     )
 
 
-def artifact_version_query() -> Select[Any]:
+def artifact_version_query() -> sa.Select[Any]:
     av = s.artifact_versions
     return (
-        select(av, s.artifacts.c.name.label("artifact_name"), s.step_runs.c.run_id)
+        sa.select(av, s.artifacts.c.name.label("artifact_name"), s.step_runs.c.run_id)
         .join(s.artifacts, s.artifacts.c.id == av.c.artifact_id)
         .outerjoin(s.step_runs, s.step_runs.c.id == av.c.producer_step_run_id)
     )

@@ -7,10 +7,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, Table, func, select
-
 from gristmill.errors import NotFoundError, did_you_mean
-from gristmill.store import schema as s
 from gristmill.store.base import RunReader
 from gristmill.store.ids import artifact_id, pipeline_id
 from gristmill.store.records import (
@@ -20,7 +17,10 @@ from gristmill.store.records import (
     RunRecord,
     StepRunRecord,
 )
+from gristmill.store.sql._lazy import sa
+from gristmill.store.sql._lazy import schema as s
 from gristmill.store.sql.engine import SQLEngine
+from gristmill.store.sql.prepared import Prepared, execute
 from gristmill.store.sql.rows import (
     artifact_version_query,
     artifact_version_record,
@@ -33,11 +33,13 @@ from gristmill.store.sql.rows import (
 
 class SQLRunReader(SQLEngine, RunReader):
     def get_run(self, ref: str) -> RunRecord:
+        with self._reading(f"reading run '{ref}'", prepared=True) as conn:
+            found = execute(conn, _RUN_BY_ID, {"id": ref}).first()
+        if found is not None:  # the usual case (a run reading itself), prepared
+            return run_record(found)
         query = run_query()
         with self._reading(f"reading run '{ref}'") as conn:
-            row = conn.execute(query.where(s.runs.c.id == ref)).first()
-            if row is None:
-                row = conn.execute(query.where(s.runs.c.name == ref)).first()
+            row = conn.execute(query.where(s.runs.c.name == ref)).first()
             if row is None and len(ref) >= 4:
                 rows = conn.execute(
                     query.where(s.runs.c.id.startswith(ref, autoescape=True)).limit(2)
@@ -47,7 +49,7 @@ class SQLRunReader(SQLEngine, RunReader):
                 row = rows[0] if rows else None
             if row is None:
                 names = conn.execute(
-                    select(s.runs.c.name).order_by(s.runs.c.created_at.desc()).limit(200)
+                    sa.select(s.runs.c.name).order_by(s.runs.c.created_at.desc()).limit(200)
                 ).scalars()
                 raise NotFoundError(
                     f"no run with id or name '{ref}'{did_you_mean(ref, names)}; "
@@ -68,7 +70,7 @@ class SQLRunReader(SQLEngine, RunReader):
         # pipeline's name: joining first lets the planner sort every run of the pipeline.
         newest = s.runs.c.created_at.desc()
         page = (
-            _filter_runs(select(s.runs.c.id), pipeline, status, experiment)
+            _filter_runs(sa.select(s.runs.c.id), pipeline, status, experiment)
             .order_by(newest)
             .limit(limit)
             .offset(offset)
@@ -84,13 +86,15 @@ class SQLRunReader(SQLEngine, RunReader):
         status: str | None = None,
         experiment: str | None = None,
     ) -> int:
-        query = _filter_runs(select(func.count()).select_from(s.runs), pipeline, status, experiment)
+        query = _filter_runs(
+            sa.select(sa.func.count()).select_from(s.runs), pipeline, status, experiment
+        )
         with self._reading("counting runs") as conn:
             return int(conn.execute(query).scalar_one())
 
     def get_step_runs(self, run_id: str) -> list[StepRunRecord]:
         query = (
-            select(s.step_runs)
+            sa.select(s.step_runs)
             .where(s.step_runs.c.run_id == run_id)
             .order_by(s.step_runs.c.position)
         )
@@ -99,7 +103,9 @@ class SQLRunReader(SQLEngine, RunReader):
 
     def get_step_run(self, step_run_id: str) -> StepRunRecord:
         with self._reading(f"reading step run '{step_run_id}'") as conn:
-            row = conn.execute(select(s.step_runs).where(s.step_runs.c.id == step_run_id)).first()
+            row = conn.execute(
+                sa.select(s.step_runs).where(s.step_runs.c.id == step_run_id)
+            ).first()
         if row is None:
             raise NotFoundError(f"no step run with id '{step_run_id}'")
         return step_run_record(row)
@@ -115,7 +121,7 @@ class SQLRunReader(SQLEngine, RunReader):
     def get_artifact_version(self, ref: str) -> ArtifactVersionRecord:
         query = artifact_version_query()
         with self._reading(f"reading artifact version '{ref}'") as conn:
-            row: Row[Any] | None = None
+            row: sa.Row[Any] | None = None
             name, sep, version = ref.rpartition(":")
             if sep and version.isdigit():
                 row = conn.execute(
@@ -141,7 +147,7 @@ class SQLRunReader(SQLEngine, RunReader):
                     )
                 row = rows[0] if rows else None
             if row is None:
-                names = conn.execute(select(s.artifacts.c.name)).scalars().all()
+                names = conn.execute(sa.select(s.artifacts.c.name)).scalars().all()
                 raise NotFoundError(
                     f"no artifact version '{ref}'{did_you_mean(name if sep else ref, names)}; give an "
                     "id, NAME (the latest version) or NAME:VERSION (`gristmill artifacts list`)"
@@ -168,7 +174,7 @@ class SQLRunReader(SQLEngine, RunReader):
             newest_first = s.artifact_versions.c.version.desc()
         if run_id is not None:
             produced_in_run = (
-                select(s.step_run_outputs.c.artifact_version_id)
+                sa.select(s.step_run_outputs.c.artifact_version_id)
                 .join(s.step_runs, s.step_runs.c.id == s.step_run_outputs.c.step_run_id)
                 .where(s.step_runs.c.run_id == run_id)
             )
@@ -180,7 +186,7 @@ class SQLRunReader(SQLEngine, RunReader):
     def list_artifact_names(self) -> list[str]:
         with self._reading("listing artifact names") as conn:
             return list(
-                conn.execute(select(s.artifacts.c.name).order_by(s.artifacts.c.name)).scalars()
+                conn.execute(sa.select(s.artifacts.c.name).order_by(s.artifacts.c.name)).scalars()
             )
 
     def get_metadata(
@@ -193,7 +199,7 @@ class SQLRunReader(SQLEngine, RunReader):
         with self._reading(f"reading {entity_type} metadata") as conn:
             for chunk in chunks(list(entity_ids)):
                 rows = conn.execute(
-                    select(m)
+                    sa.select(m)
                     .where(m.c.entity_type == entity_type, m.c.entity_id.in_(chunk))
                     .order_by(m.c.id)
                 )
@@ -213,7 +219,7 @@ class SQLRunReader(SQLEngine, RunReader):
     def get_logs_uri(self, step_run_id: str) -> str | None:
         with self._reading(f"reading where step run '{step_run_id}' logged") as conn:
             uri = conn.execute(
-                select(s.logs.c.uri)
+                sa.select(s.logs.c.uri)
                 .where(s.logs.c.step_run_id == step_run_id)
                 .order_by(s.logs.c.id.desc())
                 .limit(1)
@@ -222,21 +228,21 @@ class SQLRunReader(SQLEngine, RunReader):
 
     def list_pipelines(self) -> list[PipelineRecord]:
         with self._reading("listing pipelines") as conn:
-            rows = conn.execute(select(s.pipelines).order_by(s.pipelines.c.name)).all()
+            rows = conn.execute(sa.select(s.pipelines).order_by(s.pipelines.c.name)).all()
             return [_pipeline(conn, r) for r in rows]
 
     def get_pipeline(self, name: str) -> PipelineRecord:
         with self._reading(f"reading pipeline '{name}'") as conn:
-            row = conn.execute(select(s.pipelines).where(s.pipelines.c.name == name)).first()
+            row = conn.execute(sa.select(s.pipelines).where(s.pipelines.c.name == name)).first()
             if row is None:
-                names = conn.execute(select(s.pipelines.c.name)).scalars().all()
+                names = conn.execute(sa.select(s.pipelines.c.name)).scalars().all()
                 raise NotFoundError(f"no pipeline named '{name}'{did_you_mean(name, names)}")
             return _pipeline(conn, row)
 
     def get_pipeline_spec(self, pipeline_version_id: str) -> str:
         with self._reading(f"reading pipeline version '{pipeline_version_id}'") as conn:
             spec = conn.execute(
-                select(s.pipeline_versions.c.spec).where(
+                sa.select(s.pipeline_versions.c.spec).where(
                     s.pipeline_versions.c.id == pipeline_version_id
                 )
             ).scalar()
@@ -245,12 +251,16 @@ class SQLRunReader(SQLEngine, RunReader):
         return str(spec)
 
 
-def _pipeline(conn: Connection, row: Row[Any]) -> PipelineRecord:
+def _pipeline(conn: sa.Connection, row: sa.Row[Any]) -> PipelineRecord:
     pv = s.pipeline_versions
-    versions = conn.execute(select(func.count()).where(pv.c.pipeline_id == row.id)).scalar_one()
-    runs = conn.execute(select(func.count()).where(s.runs.c.pipeline_id == row.id)).scalar_one()
+    versions = conn.execute(
+        sa.select(sa.func.count()).where(pv.c.pipeline_id == row.id)
+    ).scalar_one()
+    runs = conn.execute(
+        sa.select(sa.func.count()).where(s.runs.c.pipeline_id == row.id)
+    ).scalar_one()
     latest = conn.execute(
-        select(pv.c.spec_hash)
+        sa.select(pv.c.spec_hash)
         .where(pv.c.pipeline_id == row.id)
         .order_by(pv.c.created_at.desc())
         .limit(1)
@@ -271,7 +281,7 @@ def _filter_runs(
 
 
 def _io_rows(
-    conn: Connection, table: Table, step_run_ids: Sequence[str]
+    conn: sa.Connection, table: sa.Table, step_run_ids: Sequence[str]
 ) -> dict[str, dict[str, ArtifactVersionRecord]]:
     result: dict[str, dict[str, ArtifactVersionRecord]] = {}
     query = (
@@ -283,3 +293,6 @@ def _io_rows(
         for r in conn.execute(query.where(table.c.step_run_id.in_(chunk))):
             result.setdefault(r.io_step_run_id, {})[r.io_name] = artifact_version_record(r)
     return result
+
+
+_RUN_BY_ID = Prepared("runs.by_id", lambda: run_query().where(s.runs.c.id == sa.bindparam("id")))

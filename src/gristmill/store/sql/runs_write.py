@@ -4,6 +4,7 @@ handful of prepared statements; build nothing per call that can be built once.""
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import socket
@@ -12,11 +13,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-
 from gristmill.errors import InvalidMetadataError, NotFoundError, StoreError
-from gristmill.store import schema as s
 from gristmill.store.base import STALE_AFTER_SECONDS, SUBMITTED_STALE_AFTER_SECONDS, RunWriter
 from gristmill.store.ids import (
     artifact_id,
@@ -36,8 +33,11 @@ from gristmill.store.records import (
     StepRunRecord,
     StepStart,
 )
-from gristmill.store.sql.engine import Prepared, SQLEngine, execute
-from gristmill.store.sql.metrics import write_points
+from gristmill.store.sql._lazy import sa
+from gristmill.store.sql._lazy import schema as s
+from gristmill.store.sql.engine import SQLEngine
+from gristmill.store.sql.metrics import INSERT_METADATA, write_points
+from gristmill.store.sql.prepared import Prepared, dialect_name, execute, insert_of, one_of
 from gristmill.store.sql.rows import (
     artifact_version_query,
     artifact_version_record,
@@ -107,17 +107,17 @@ class SQLRunWriter(SQLEngine, RunWriter):
         new_version = version_id not in self._known_versions
         spec_hash = run.spec_hash
 
-        def work(conn: Connection) -> None:
+        def work(conn: sa.Connection) -> None:
             if new_version:
                 now = time.time()
-                self._insert_missing(
+                _insert_missing(
                     conn,
-                    s.pipelines,
+                    "pipelines",
                     {"id": pipeline, "name": run.pipeline_name, "created_at": now},
                 )
-                self._insert_missing(
+                _insert_missing(
                     conn,
-                    s.pipeline_versions,
+                    "pipeline_versions",
                     {
                         "id": version_id,
                         "pipeline_id": pipeline,
@@ -126,20 +126,20 @@ class SQLRunWriter(SQLEngine, RunWriter):
                         "created_at": now,
                     },
                 )
-            conn.execute(insert(s.runs), row)
+            execute(conn, _Q.insert_run, row)
             if step_rows:
-                conn.execute(insert(s.step_runs), step_rows)
+                execute(conn, _Q.insert_step_runs, step_rows)
 
         doing = f"recording run '{run.name}'"
         try:
-            self._attempts(work, retry_conflicts=False)
-        except IntegrityError as exc:
+            self._attempts(work, retry_conflicts=False, prepared=True)
+        except sa.exc.IntegrityError as exc:
             if self._run_name_taken(run.name):
                 raise StoreError(
                     f"a run named '{run.name}' already exists: pick another run name"
                 ) from None
             raise self._failure(exc, doing) from exc
-        except SQLAlchemyError as exc:
+        except sa.exc.SQLAlchemyError as exc:
             raise self._failure(exc, doing) from exc
         if new_version:
             with self._known_lock:
@@ -148,21 +148,22 @@ class SQLRunWriter(SQLEngine, RunWriter):
     def _run_name_taken(self, name: str) -> bool:
         with self._reading(f"looking up run '{name}'") as conn:
             return (
-                conn.execute(select(s.runs.c.id).where(s.runs.c.name == name)).first() is not None
+                conn.execute(sa.select(s.runs.c.id).where(s.runs.c.name == name)).first()
+                is not None
             )
 
     def mark_running(
         self, step_run_id: str, *, started_at: float, logs_uri: str | None = None
     ) -> None:
-        def work(conn: Connection) -> None:
+        def work(conn: sa.Connection) -> None:
             execute(conn, _Q.mark_running, {"step_run_id": step_run_id, "started_at": started_at})
             if logs_uri:
                 _insert_log(conn, step_run_id, logs_uri, started_at)
 
-        self._retrying(work, "marking a step run running")
+        self._retrying(work, "marking a step run running", prepared=True)
 
     def find_cached(self, cache_key: str) -> CacheHit | None:
-        with self._reading("looking up the cache") as conn:
+        with self._reading("looking up the cache", prepared=True) as conn:
             row = execute(conn, _Q.find_cached, {"cache_key": cache_key}).first()
             if row is None:
                 return None
@@ -170,7 +171,9 @@ class SQLRunWriter(SQLEngine, RunWriter):
 
     def cache_hit_of(self, step_run_id: str) -> CacheHit:
         with self._reading(f"reading step run '{step_run_id}'") as conn:
-            row = conn.execute(select(s.step_runs).where(s.step_runs.c.id == step_run_id)).first()
+            row = conn.execute(
+                sa.select(s.step_runs).where(s.step_runs.c.id == step_run_id)
+            ).first()
             if row is None:
                 raise NotFoundError(f"no step run with id '{step_run_id}'")
             return _cache_hit(conn, row)
@@ -200,7 +203,7 @@ class SQLRunWriter(SQLEngine, RunWriter):
 
         started = _start_values(step_run_id, start)
 
-        def work(conn: Connection) -> dict[str, ArtifactVersionRecord]:
+        def work(conn: sa.Connection) -> dict[str, ArtifactVersionRecord]:
             if started["inputs"]:
                 execute(conn, _Q.insert_inputs, started["inputs"])
             published: dict[str, ArtifactVersionRecord] = {}
@@ -228,7 +231,7 @@ class SQLRunWriter(SQLEngine, RunWriter):
                     for r in rows
                 )
             if metadata_rows:
-                execute(conn, _Q.insert_metadata, metadata_rows)
+                execute(conn, INSERT_METADATA, metadata_rows)
             if metrics:
                 write_points(conn, metrics)
             if logs_uri:
@@ -247,19 +250,19 @@ class SQLRunWriter(SQLEngine, RunWriter):
             )
             return published
 
-        return self._retrying(work, "publishing a step run's outputs")
+        return self._retrying(work, "publishing a step run's outputs", prepared=True)
 
     def register_artifact_version(
         self, new: NewArtifactVersion, *, at: float
     ) -> ArtifactVersionRecord:
-        def work(conn: Connection) -> ArtifactVersionRecord:
+        def work(conn: sa.Connection) -> ArtifactVersionRecord:
             metadata_rows: list[dict[str, Any]] = []
             record = _publish_version(conn, new, None, at, metadata_rows)
             if metadata_rows:
-                execute(conn, _Q.insert_metadata, metadata_rows)
+                execute(conn, INSERT_METADATA, metadata_rows)
             return record
 
-        return self._retrying(work, "registering an artifact version")
+        return self._retrying(work, "registering an artifact version", prepared=True)
 
     def fail_step_run(
         self,
@@ -285,7 +288,7 @@ class SQLRunWriter(SQLEngine, RunWriter):
         ]
         started = _start_values(step_run_id, start)
 
-        def work(conn: Connection) -> None:
+        def work(conn: sa.Connection) -> None:
             if started["inputs"]:
                 execute(conn, _Q.insert_inputs, started["inputs"])
             execute(
@@ -306,13 +309,13 @@ class SQLRunWriter(SQLEngine, RunWriter):
                 for r in batch
             ]
             if rows:
-                conn.execute(insert(s.metadata_entries), rows)
+                execute(conn, INSERT_METADATA, rows)
             if metrics:
                 write_points(conn, metrics)
             if logs_uri:
                 _insert_log(conn, step_run_id, logs_uri, ended_at)
 
-        self._retrying(work, "recording a failed step run")
+        self._retrying(work, "recording a failed step run", prepared=True)
 
     def stop_step_runs(
         self, run_id: str, step_names: Sequence[str], *, reason: str, at: float
@@ -320,9 +323,9 @@ class SQLRunWriter(SQLEngine, RunWriter):
         if not step_names:
             return
 
-        def work(conn: Connection) -> None:
+        def work(conn: sa.Connection) -> None:
             conn.execute(
-                update(s.step_runs)
+                sa.update(s.step_runs)
                 .where(
                     s.step_runs.c.run_id == run_id,
                     s.step_runs.c.name.in_(list(step_names)),
@@ -342,29 +345,24 @@ class SQLRunWriter(SQLEngine, RunWriter):
         error: str | None = None,
         environment: Mapping[str, Any] | None = None,
     ) -> None:
-        values: dict[str, Any] = {
+        values = {
+            "run_id": run_id,
             "status": status,
             "ended_at": ended_at,
-            "heartbeat_at": ended_at,
             "error": error,
+            "environment": None if environment is None else dumps(dict(environment)),
         }
-        if environment is not None:
-            values["environment"] = dumps(dict(environment))
 
-        def work(conn: Connection) -> None:
-            conn.execute(update(s.runs).where(s.runs.c.id == run_id).values(**values))
+        def work(conn: Any) -> None:
+            execute(conn, _Q.finish_run, values)
 
-        self._retrying(work, "finishing a run")
+        self._retrying(work, "finishing a run", prepared=True)
 
     def heartbeat(self, run_id: str, at: float) -> None:
-        def work(conn: Connection) -> None:
-            conn.execute(
-                update(s.runs)
-                .where(s.runs.c.id == run_id, s.runs.c.status.in_(_BEATING))
-                .values(heartbeat_at=at)
-            )
+        def work(conn: Any) -> None:
+            execute(conn, _Q.heartbeat, {"run_id": run_id, "at": at})
 
-        self._retrying(work, "recording a heartbeat")
+        self._retrying(work, "recording a heartbeat", prepared=True)
 
     def claim_step_run(
         self,
@@ -382,21 +380,21 @@ class SQLRunWriter(SQLEngine, RunWriter):
             "environment": json.dumps(dict(environment), sort_keys=True, default=str),
         }
 
-        def work(conn: Connection) -> None:
+        def work(conn: sa.Connection) -> None:
             conn.execute(
-                update(s.step_runs).where(s.step_runs.c.id == step_run_id).values(**worker)
+                sa.update(s.step_runs).where(s.step_runs.c.id == step_run_id).values(**worker)
             )
             conn.execute(
-                update(s.step_runs)
+                sa.update(s.step_runs)
                 .where(s.step_runs.c.id == step_run_id, s.step_runs.c.status == Status.PENDING)
                 .values(status=Status.RUNNING, started_at=at)
             )
             # A run handed to an engine is running once its first step is taken.
             conn.execute(
-                update(s.runs)
+                sa.update(s.runs)
                 .where(
                     s.runs.c.id
-                    == select(s.step_runs.c.run_id)
+                    == sa.select(s.step_runs.c.run_id)
                     .where(s.step_runs.c.id == step_run_id)
                     .scalar_subquery(),
                     s.runs.c.status == Status.SUBMITTED,
@@ -407,16 +405,16 @@ class SQLRunWriter(SQLEngine, RunWriter):
         self._retrying(work, "recording the worker of a step run")
 
     def request_stop(self, run_id: str, *, at: float) -> str:
-        def work(conn: Connection) -> str | None:
+        def work(conn: sa.Connection) -> str | None:
             conn.execute(
-                update(s.runs)
+                sa.update(s.runs)
                 .where(
                     s.runs.c.id == run_id,
                     s.runs.c.status.in_([Status.PENDING, Status.SUBMITTED, Status.RUNNING]),
                 )
                 .values(status=Status.STOPPING, heartbeat_at=at)
             )
-            status = conn.execute(select(s.runs.c.status).where(s.runs.c.id == run_id)).scalar()
+            status = conn.execute(sa.select(s.runs.c.status).where(s.runs.c.id == run_id)).scalar()
             return str(status) if status is not None else None
 
         status = self._retrying(work, "recording a stop request")
@@ -428,9 +426,9 @@ class SQLRunWriter(SQLEngine, RunWriter):
         if not step_run_ids:
             return
 
-        def work(conn: Connection) -> None:
+        def work(conn: sa.Connection) -> None:
             conn.execute(
-                update(s.step_runs)
+                sa.update(s.step_runs)
                 .where(
                     s.step_runs.c.id.in_(list(step_run_ids)),
                     s.step_runs.c.status.in_([Status.PENDING, Status.RUNNING]),
@@ -450,20 +448,16 @@ class SQLRunWriter(SQLEngine, RunWriter):
         if not rows:
             return
 
-        def work(conn: Connection) -> None:
-            conn.execute(insert(s.metadata_entries), rows)
+        def work(conn: sa.Connection) -> None:
+            conn.execute(sa.insert(s.metadata_entries), rows)
 
         self._retrying(work, "adding metadata")
 
     def reap_dead_runs(self, now: float, *, stale_after: float = STALE_AFTER_SECONDS) -> list[str]:
-        with self._reading("looking for dead runs") as conn:
-            candidates = conn.execute(
-                select(
-                    s.runs.c.id, s.runs.c.host, s.runs.c.pid, s.runs.c.heartbeat_at, s.runs.c.status
-                ).where(s.runs.c.status.in_(_LIVE))
-            ).all()
+        with self._reading("looking for dead runs", prepared=True) as conn:
+            candidates = execute(conn, _Q.live_runs, {}).all()
         dead: list[tuple[str, str]] = []
-        for run_id, host, pid, heartbeat_at, status in candidates:
+        for run_id, host, pid, heartbeat_at, status in (r.values() for r in candidates):
             if host == _HOST and pid and not _pid_alive(pid):
                 dead.append((run_id, f"the process running it (pid {pid} on {host}) is gone"))
             elif status == Status.SUBMITTED:
@@ -487,7 +481,7 @@ class SQLRunWriter(SQLEngine, RunWriter):
                 beating = {
                     row[0]
                     for row in conn.execute(
-                        select(s.step_runs.c.run_id).where(
+                        sa.select(s.step_runs.c.run_id).where(
                             s.step_runs.c.run_id.in_([run_id for run_id, _ in dead]),
                             s.step_runs.c.status.in_([Status.RUNNING, Status.PENDING]),
                             s.step_runs.c.heartbeat_at > now - stale_after,
@@ -498,23 +492,23 @@ class SQLRunWriter(SQLEngine, RunWriter):
         if not dead:
             return []
 
-        def work(conn: Connection) -> None:
+        def work(conn: sa.Connection) -> None:
             for run_id, reason in dead:
                 message = f"run died: {reason}"
                 done = conn.execute(
-                    update(s.runs)
+                    sa.update(s.runs)
                     .where(s.runs.c.id == run_id, s.runs.c.status.in_(_LIVE))
                     .values(status=Status.FAILED, ended_at=now, error=message)
                 ).rowcount
                 if not done:
                     continue
                 conn.execute(
-                    update(s.step_runs)
+                    sa.update(s.step_runs)
                     .where(s.step_runs.c.run_id == run_id, s.step_runs.c.status == Status.RUNNING)
                     .values(status=Status.FAILED, ended_at=now, error=message)
                 )
                 conn.execute(
-                    update(s.step_runs)
+                    sa.update(s.step_runs)
                     .where(s.step_runs.c.run_id == run_id, s.step_runs.c.status == Status.PENDING)
                     .values(status=Status.STOPPED, ended_at=now, error=message)
                 )
@@ -524,7 +518,7 @@ class SQLRunWriter(SQLEngine, RunWriter):
 
 
 def _publish_version(
-    conn: Connection,
+    conn: Any,
     new: NewArtifactVersion,
     producer: str | None,
     now: float,
@@ -579,11 +573,11 @@ def _publish_version(
     )
 
 
-def _insert_log(conn: Connection, step_run_id: str, uri: str, at: float) -> None:
+def _insert_log(conn: Any, step_run_id: str, uri: str, at: float) -> None:
     execute(conn, _Q.insert_log, {"step_run_id": step_run_id, "uri": uri, "created_at": at})
 
 
-def _cache_hit(conn: Connection, row: Any) -> CacheHit:
+def _cache_hit(conn: Any, row: Any) -> CacheHit:
     outputs = {
         r.io_name: artifact_version_record(r)
         for r in execute(conn, _Q.outputs_of_step_run, {"step_run_id": row.id}).all()
@@ -633,72 +627,196 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-class _Q:
-    """The statements run for every step, built once: building and caching a new statement
-    object per call costs more than executing it."""
+def _insert_missing(conn: Any, table: str, row: dict[str, Any]) -> None:
+    """Insert a row keyed by a derived id unless it is already there."""
+    prepared = _INSERT_MISSING.get((table, dialect_name(conn)))
+    if prepared is not None:
+        execute(conn, prepared, row)
+        return
+    # Databases without INSERT ... ON CONFLICT: look first (a connection of SQLAlchemy's here).
+    rows = getattr(s, table)
+    if conn.execute(sa.select(rows.c.id).where(rows.c.id == row["id"])).first() is None:
+        conn.execute(sa.insert(rows), row)
 
-    mark_running = Prepared(
+
+def _ignoring_conflicts(dialect: str, table: str, *columns: str) -> Prepared:
+    def build() -> Any:
+        insert = importlib.import_module(f"sqlalchemy.dialects.{dialect}").insert
+        values: dict[str, Any] = {c: sa.bindparam(c) for c in columns}
+        return insert(getattr(s, table)).values(values).on_conflict_do_nothing()
+
+    return Prepared(f"{table}.insert_missing.{dialect}", build, dialect=dialect)
+
+
+_INSERT_MISSING = {
+    (table, dialect): _ignoring_conflicts(dialect, table, *columns)
+    for table, columns in (
+        ("pipelines", ("id", "name", "created_at")),
+        ("pipeline_versions", ("id", "pipeline_id", "spec_hash", "spec", "created_at")),
+    )
+    for dialect in ("sqlite", "postgresql")
+}
+
+
+class _Q:
+    """The statements of a run, built once: building and caching a new statement object per
+    call costs more than executing it."""
+
+    insert_run = Prepared(
+        "runs.insert",
+        lambda: insert_of(
+            s.runs,
+            "id",
+            "name",
+            "pipeline_id",
+            "pipeline_version_id",
+            "status",
+            "created_at",
+            "started_at",
+            "heartbeat_at",
+            "host",
+            "pid",
+            "orchestrator",
+            "stack",
+            "config",
+            "environment",
+            "tags",
+            "experiment",
+        ),
+    )
+    insert_step_runs = Prepared(
+        "step_runs.insert",
+        lambda: insert_of(
+            s.step_runs,
+            "id",
+            "run_id",
+            "name",
+            "position",
+            "source",
+            "status",
+            "created_at",
+            "attempts",
+            "parameters",
+        ),
+    )
+    finish_run = Prepared(
+        "runs.finish",
         lambda: (
-            update(s.step_runs)
-            .where(
-                s.step_runs.c.id == bindparam("step_run_id"), s.step_runs.c.status == Status.PENDING
+            sa.update(s.runs)
+            .where(s.runs.c.id == sa.bindparam("run_id"))
+            .values(
+                status=sa.bindparam("status"),
+                ended_at=sa.bindparam("ended_at"),
+                heartbeat_at=sa.bindparam("ended_at"),
+                error=sa.bindparam("error"),
+                environment=sa.func.coalesce(sa.bindparam("environment"), s.runs.c.environment),
             )
-            .values(status=Status.RUNNING, started_at=bindparam("started_at"))
-        )
+        ),
+    )
+    heartbeat = Prepared(
+        "runs.heartbeat",
+        lambda: (
+            sa.update(s.runs)
+            .where(s.runs.c.id == sa.bindparam("run_id"), one_of(s.runs.c.status, _BEATING))
+            .values(heartbeat_at=sa.bindparam("at"))
+        ),
+    )
+    live_runs = Prepared(
+        "runs.live",
+        lambda: sa.select(
+            s.runs.c.id, s.runs.c.host, s.runs.c.pid, s.runs.c.heartbeat_at, s.runs.c.status
+        ).where(one_of(s.runs.c.status, _LIVE)),
+    )
+    mark_running = Prepared(
+        "step_runs.mark_running",
+        lambda: (
+            sa.update(s.step_runs)
+            .where(
+                s.step_runs.c.id == sa.bindparam("step_run_id"),
+                s.step_runs.c.status == Status.PENDING,
+            )
+            .values(status=Status.RUNNING, started_at=sa.bindparam("started_at"))
+        ),
     )
     finish_step_run = Prepared(
+        "step_runs.finish",
         lambda: (
-            update(s.step_runs)
-            .where(s.step_runs.c.id == bindparam("step_run_id"))
+            sa.update(s.step_runs)
+            .where(s.step_runs.c.id == sa.bindparam("step_run_id"))
             .values(
-                status=bindparam("status"),
-                started_at=bindparam("started_at"),
-                ended_at=bindparam("ended_at"),
-                code_hash=bindparam("code_hash"),
-                cache_key=bindparam("cache_key"),
-                parameters=bindparam("parameters"),
-                attempts=bindparam("attempts"),
-                cached_from=bindparam("cached_from"),
-                error=bindparam("error"),
+                status=sa.bindparam("status"),
+                started_at=sa.bindparam("started_at"),
+                ended_at=sa.bindparam("ended_at"),
+                code_hash=sa.bindparam("code_hash"),
+                cache_key=sa.bindparam("cache_key"),
+                parameters=sa.bindparam("parameters"),
+                attempts=sa.bindparam("attempts"),
+                cached_from=sa.bindparam("cached_from"),
+                error=sa.bindparam("error"),
             )
-        )
+        ),
     )
-    insert_inputs = Prepared(lambda: insert(s.step_run_inputs))
-    insert_outputs = Prepared(lambda: insert(s.step_run_outputs))
-    insert_metadata = Prepared(lambda: insert(s.metadata_entries))
-    insert_artifact_version = Prepared(lambda: insert(s.artifact_versions))
+    insert_inputs = Prepared(
+        "step_run_inputs.insert",
+        lambda: insert_of(s.step_run_inputs, "step_run_id", "name", "artifact_version_id"),
+    )
+    insert_outputs = Prepared(
+        "step_run_outputs.insert",
+        lambda: insert_of(s.step_run_outputs, "step_run_id", "name", "artifact_version_id"),
+    )
+    insert_artifact_version = Prepared(
+        "artifact_versions.insert",
+        lambda: insert_of(
+            s.artifact_versions,
+            "id",
+            "artifact_id",
+            "version",
+            "uri",
+            "content_hash",
+            "materializer",
+            "data_type",
+            "size",
+            "preview",
+            "producer_step_run_id",
+            "created_at",
+        ),
+    )
     insert_log = Prepared(
-        lambda: insert(s.logs).values(
-            run_id=select(s.step_runs.c.run_id)
-            .where(s.step_runs.c.id == bindparam("step_run_id"))
+        "logs.insert",
+        lambda: sa.insert(s.logs).values(
+            run_id=sa.select(s.step_runs.c.run_id)
+            .where(s.step_runs.c.id == sa.bindparam("step_run_id"))
             .scalar_subquery(),
-            step_run_id=bindparam("step_run_id"),
-            uri=bindparam("uri"),
-            created_at=bindparam("created_at"),
-        )
+            step_run_id=sa.bindparam("step_run_id"),
+            uri=sa.bindparam("uri"),
+            created_at=sa.bindparam("created_at"),
+        ),
     )
     find_cached = Prepared(
+        "step_runs.find_cached",
         lambda: (
-            select(s.step_runs)
+            sa.select(s.step_runs)
             .where(
-                s.step_runs.c.cache_key == bindparam("cache_key"),
+                s.step_runs.c.cache_key == sa.bindparam("cache_key"),
                 s.step_runs.c.status == Status.COMPLETED,
             )
             .order_by(s.step_runs.c.ended_at.desc())
             .limit(1)
-        )
+        ),
     )
     metadata_of = Prepared(
+        "metadata_entries.of",
         lambda: (
-            select(s.metadata_entries.c.key, s.metadata_entries.c.value)
+            sa.select(s.metadata_entries.c.key, s.metadata_entries.c.value)
             .where(
-                s.metadata_entries.c.entity_type == bindparam("entity_type"),
-                s.metadata_entries.c.entity_id == bindparam("entity_id"),
+                s.metadata_entries.c.entity_type == sa.bindparam("entity_type"),
+                s.metadata_entries.c.entity_id == sa.bindparam("entity_id"),
             )
             .order_by(s.metadata_entries.c.id)
-        )
+        ),
     )
     outputs_of_step_run = Prepared(
+        "step_run_outputs.of",
         lambda: (
             artifact_version_query()
             .add_columns(s.step_run_outputs.c.name.label("io_name"))
@@ -706,6 +824,6 @@ class _Q:
                 s.step_run_outputs,
                 s.step_run_outputs.c.artifact_version_id == s.artifact_versions.c.id,
             )
-            .where(s.step_run_outputs.c.step_run_id == bindparam("step_run_id"))
-        )
+            .where(s.step_run_outputs.c.step_run_id == sa.bindparam("step_run_id"))
+        ),
     )

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, delete, insert, select, update
-
 from gristmill.errors import NotFoundError, StoreError, did_you_mean
-from gristmill.store import schema as s
 from gristmill.store.base import UserDirectory
 from gristmill.store.records import ApiTokenRecord, SessionRecord, UserRecord
+from gristmill.store.sql._lazy import sa
+from gristmill.store.sql._lazy import schema as s
 from gristmill.store.sql.engine import SQLEngine
 
 
@@ -54,14 +53,14 @@ class SQLUserDirectory(SQLEngine, UserDirectory):
     def create_user(self, name: str, *, role: str, password_hash: str, at: float) -> UserRecord:
         u = s.users
 
-        def work(conn: Connection) -> None:
-            if conn.execute(select(u.c.name).where(u.c.name == name)).first() is not None:
+        def work(conn: sa.Connection) -> None:
+            if conn.execute(sa.select(u.c.name).where(u.c.name == name)).first() is not None:
                 raise StoreError(
                     f"a user named '{name}' exists already; change it with "
                     f"`gristmill user set-role {name} ROLE` or delete it first"
                 )
             conn.execute(
-                insert(u),
+                sa.insert(u),
                 {
                     "name": name,
                     "role": role,
@@ -78,9 +77,9 @@ class SQLUserDirectory(SQLEngine, UserDirectory):
     def get_user(self, name: str) -> UserRecord:
         u = s.users
         with self._reading(f"reading user '{name}'") as conn:
-            row = conn.execute(select(u).where(u.c.name == name)).first()
+            row = conn.execute(sa.select(u).where(u.c.name == name)).first()
             if row is None:
-                names = conn.execute(select(u.c.name)).scalars().all()
+                names = conn.execute(sa.select(u.c.name)).scalars().all()
                 raise NotFoundError(
                     f"no user named '{name}'{did_you_mean(name, names)}; list them with "
                     "`gristmill user list`, create one with "
@@ -90,7 +89,7 @@ class SQLUserDirectory(SQLEngine, UserDirectory):
 
     def list_users(self) -> list[UserRecord]:
         with self._reading("listing users") as conn:
-            return [_user(r) for r in conn.execute(select(s.users).order_by(s.users.c.name))]
+            return [_user(r) for r in conn.execute(sa.select(s.users).order_by(s.users.c.name))]
 
     def update_user(
         self,
@@ -110,10 +109,10 @@ class SQLUserDirectory(SQLEngine, UserDirectory):
         if disabled is not None:
             values["disabled"] = disabled
 
-        def work(conn: Connection) -> None:
-            conn.execute(update(s.users).where(s.users.c.name == name).values(**values))
+        def work(conn: sa.Connection) -> None:
+            conn.execute(sa.update(s.users).where(s.users.c.name == name).values(**values))
             if password_hash is not None or disabled:
-                conn.execute(delete(s.sessions).where(s.sessions.c.user_name == name))
+                conn.execute(sa.delete(s.sessions).where(s.sessions.c.user_name == name))
 
         self._retrying(work, f"updating user '{name}'")
         return self.get_user(name)
@@ -121,11 +120,13 @@ class SQLUserDirectory(SQLEngine, UserDirectory):
     def delete_user(self, name: str) -> None:
         self.get_user(name)
 
-        def work(conn: Connection) -> None:
-            conn.execute(delete(s.sessions).where(s.sessions.c.user_name == name))
-            conn.execute(delete(s.api_tokens).where(s.api_tokens.c.user_name == name))
-            conn.execute(delete(s.login_failures).where(s.login_failures.c.key == f"user:{name}"))
-            conn.execute(delete(s.users).where(s.users.c.name == name))
+        def work(conn: sa.Connection) -> None:
+            conn.execute(sa.delete(s.sessions).where(s.sessions.c.user_name == name))
+            conn.execute(sa.delete(s.api_tokens).where(s.api_tokens.c.user_name == name))
+            conn.execute(
+                sa.delete(s.login_failures).where(s.login_failures.c.key == f"user:{name}")
+            )
+            conn.execute(sa.delete(s.users).where(s.users.c.name == name))
 
         self._retrying(work, f"deleting user '{name}'")
 
@@ -134,9 +135,9 @@ class SQLUserDirectory(SQLEngine, UserDirectory):
     def create_api_token(self, token: ApiTokenRecord) -> None:
         t = s.api_tokens
 
-        def work(conn: Connection) -> None:
+        def work(conn: sa.Connection) -> None:
             taken = conn.execute(
-                select(t.c.id).where(
+                sa.select(t.c.id).where(
                     t.c.user_name == token.user, t.c.name == token.name, t.c.revoked_at.is_(None)
                 )
             ).first()
@@ -146,7 +147,7 @@ class SQLUserDirectory(SQLEngine, UserDirectory):
                     f"name or revoke it first (`gristmill token revoke {taken.id[:8]}`)"
                 )
             conn.execute(
-                insert(t),
+                sa.insert(t),
                 {
                     "id": token.id,
                     "user_name": token.user,
@@ -165,13 +166,13 @@ class SQLUserDirectory(SQLEngine, UserDirectory):
     def find_api_token(self, token_hash: str) -> ApiTokenRecord | None:
         t = s.api_tokens
         with self._reading("looking up an API token") as conn:
-            row = conn.execute(select(t).where(t.c.token_hash == token_hash)).first()
+            row = conn.execute(sa.select(t).where(t.c.token_hash == token_hash)).first()
         return _token(row) if row is not None else None
 
     def get_api_token(self, token_id: str) -> ApiTokenRecord:
         t = s.api_tokens
         with self._reading(f"reading token '{token_id}'") as conn:
-            rows = conn.execute(select(t).where(t.c.id.startswith(token_id, autoescape=True)))
+            rows = conn.execute(sa.select(t).where(t.c.id.startswith(token_id, autoescape=True)))
             found = rows.fetchmany(2)
         if len(found) == 1 and token_id:
             return _token(found[0])
@@ -187,7 +188,7 @@ class SQLUserDirectory(SQLEngine, UserDirectory):
         self, *, user: str | None = None, include_revoked: bool = False
     ) -> list[ApiTokenRecord]:
         t = s.api_tokens
-        query = select(t).order_by(t.c.created_at.desc(), t.c.id)
+        query = sa.select(t).order_by(t.c.created_at.desc(), t.c.id)
         if user is not None:
             query = query.where(t.c.user_name == user)
         if not include_revoked:
@@ -198,8 +199,8 @@ class SQLUserDirectory(SQLEngine, UserDirectory):
     def touch_api_token(self, token_id: str, at: float) -> None:
         t = s.api_tokens
 
-        def work(conn: Connection) -> None:
-            conn.execute(update(t).where(t.c.id == token_id).values(last_used_at=at))
+        def work(conn: sa.Connection) -> None:
+            conn.execute(sa.update(t).where(t.c.id == token_id).values(last_used_at=at))
 
         self._retrying(work, "recording an API token's use")
 
@@ -207,9 +208,11 @@ class SQLUserDirectory(SQLEngine, UserDirectory):
         token = self.get_api_token(token_id)
         t = s.api_tokens
 
-        def work(conn: Connection) -> None:
+        def work(conn: sa.Connection) -> None:
             conn.execute(
-                update(t).where(t.c.id == token.id, t.c.revoked_at.is_(None)).values(revoked_at=at)
+                sa.update(t)
+                .where(t.c.id == token.id, t.c.revoked_at.is_(None))
+                .values(revoked_at=at)
             )
 
         self._retrying(work, f"revoking token '{token.name}'")
@@ -218,9 +221,9 @@ class SQLUserDirectory(SQLEngine, UserDirectory):
     # -- sessions -----------------------------------------------------------------------------
 
     def create_session(self, session: SessionRecord) -> None:
-        def work(conn: Connection) -> None:
+        def work(conn: sa.Connection) -> None:
             conn.execute(
-                insert(s.sessions),
+                sa.insert(s.sessions),
                 {
                     "id": session.id,
                     "user_name": session.user,
@@ -238,26 +241,26 @@ class SQLUserDirectory(SQLEngine, UserDirectory):
     def find_session(self, session_hash: str) -> SessionRecord | None:
         t = s.sessions
         with self._reading("looking up a session") as conn:
-            row = conn.execute(select(t).where(t.c.session_hash == session_hash)).first()
+            row = conn.execute(sa.select(t).where(t.c.session_hash == session_hash)).first()
         return _session(row) if row is not None else None
 
     def touch_session(self, session_id: str, at: float) -> None:
         t = s.sessions
 
-        def work(conn: Connection) -> None:
-            conn.execute(update(t).where(t.c.id == session_id).values(last_seen_at=at))
+        def work(conn: sa.Connection) -> None:
+            conn.execute(sa.update(t).where(t.c.id == session_id).values(last_seen_at=at))
 
         self._retrying(work, "recording a session's use")
 
     def end_session(self, session_id: str) -> None:
-        def work(conn: Connection) -> None:
-            conn.execute(delete(s.sessions).where(s.sessions.c.id == session_id))
+        def work(conn: sa.Connection) -> None:
+            conn.execute(sa.delete(s.sessions).where(s.sessions.c.id == session_id))
 
         self._retrying(work, "ending a session")
 
     def list_sessions(self, *, user: str | None = None) -> list[SessionRecord]:
         t = s.sessions
-        query = select(t).order_by(t.c.created_at.desc(), t.c.id)
+        query = sa.select(t).order_by(t.c.created_at.desc(), t.c.id)
         if user is not None:
             query = query.where(t.c.user_name == user)
         with self._reading("listing sessions") as conn:
@@ -265,13 +268,13 @@ class SQLUserDirectory(SQLEngine, UserDirectory):
 
     def end_sessions(self, *, user: str | None = None, expired_before: float | None = None) -> int:
         t = s.sessions
-        query = delete(t)
+        query = sa.delete(t)
         if user is not None:
             query = query.where(t.c.user_name == user)
         if expired_before is not None:
             query = query.where(t.c.expires_at < expired_before)
 
-        def work(conn: Connection) -> int:
+        def work(conn: sa.Connection) -> int:
             return int(conn.execute(query).rowcount or 0)
 
         return self._retrying(work, "ending sessions")
@@ -281,17 +284,19 @@ class SQLUserDirectory(SQLEngine, UserDirectory):
     def record_login_failure(self, key: str, at: float, *, window: float) -> tuple[int, float]:
         t = s.login_failures
 
-        def work(conn: Connection) -> tuple[int, float]:
-            row = conn.execute(select(t).where(t.c.key == key)).first()
+        def work(conn: sa.Connection) -> tuple[int, float]:
+            row = conn.execute(sa.select(t).where(t.c.key == key)).first()
             if row is None:
-                conn.execute(insert(t), {"key": key, "failures": 1, "first_at": at, "last_at": at})
+                conn.execute(
+                    sa.insert(t), {"key": key, "failures": 1, "first_at": at, "last_at": at}
+                )
                 return 1, at
             if at - row.last_at > window:
                 failures, first = 1, at
             else:
                 failures, first = row.failures + 1, row.first_at
             conn.execute(
-                update(t)
+                sa.update(t)
                 .where(t.c.key == key)
                 .values(failures=failures, first_at=first, last_at=at)
             )
@@ -302,11 +307,11 @@ class SQLUserDirectory(SQLEngine, UserDirectory):
     def login_failures(self, key: str) -> tuple[int, float | None]:
         t = s.login_failures
         with self._reading("reading failed logins") as conn:
-            row = conn.execute(select(t).where(t.c.key == key)).first()
+            row = conn.execute(sa.select(t).where(t.c.key == key)).first()
         return (0, None) if row is None else (int(row.failures), float(row.last_at))
 
     def clear_login_failures(self, key: str) -> None:
-        def work(conn: Connection) -> None:
-            conn.execute(delete(s.login_failures).where(s.login_failures.c.key == key))
+        def work(conn: sa.Connection) -> None:
+            conn.execute(sa.delete(s.login_failures).where(s.login_failures.c.key == key))
 
         self._retrying(work, "clearing failed logins")

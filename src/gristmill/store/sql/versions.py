@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
-
-from gristmill.store import schema as s
-from gristmill.store.sql.engine import Prepared, execute
+from gristmill.store.sql._lazy import sa
+from gristmill.store.sql._lazy import schema as s
+from gristmill.store.sql.prepared import Prepared, dialect_name, execute
 
 
 def _upsert(dialect_insert: Any) -> Any:
@@ -18,9 +17,9 @@ def _upsert(dialect_insert: Any) -> Any:
     return the number claimed."""
     artifacts = s.artifacts
     statement = dialect_insert(artifacts).values(
-        id=bindparam("id"),
-        name=bindparam("name"),
-        created_at=bindparam("created_at"),
+        id=sa.bindparam("id"),
+        name=sa.bindparam("name"),
+        created_at=sa.bindparam("created_at"),
         last_version=1,
     )
     return statement.on_conflict_do_update(
@@ -41,28 +40,33 @@ def _postgresql_upsert() -> Any:
     return _upsert(postgresql_insert)
 
 
-_CLAIM = {"sqlite": Prepared(_sqlite_upsert), "postgresql": Prepared(_postgresql_upsert)}
+_CLAIM = {
+    "sqlite": Prepared("artifacts.claim_version.sqlite", _sqlite_upsert, dialect="sqlite"),
+    "postgresql": Prepared(
+        "artifacts.claim_version.postgresql", _postgresql_upsert, dialect="postgresql"
+    ),
+}
 
 
-def claim_version_number(conn: Connection, artifact_id: str, name: str, now: float) -> int:
+def claim_version_number(conn: Any, artifact_id: str, name: str, now: float) -> int:
     """The next version number of artifact ``name`` (created with number 1 if new), claimed in
     the caller's transaction: the artifact's row stays locked until it commits."""
     values = {"id": artifact_id, "name": name, "created_at": now}
-    claim = _CLAIM.get(conn.dialect.name)
+    claim = _CLAIM.get(dialect_name(conn))
     if claim is not None:
         return int(execute(conn, claim, values).scalar_one())
     # Databases without INSERT ... ON CONFLICT ... RETURNING: lock by updating, then read.
     artifacts = s.artifacts
     bumped = conn.execute(
-        update(artifacts)
+        sa.update(artifacts)
         .where(artifacts.c.id == artifact_id)
         .values(last_version=artifacts.c.last_version + 1)
     ).rowcount
     if not bumped:
-        conn.execute(insert(artifacts), {**values, "last_version": 1})
+        conn.execute(sa.insert(artifacts), {**values, "last_version": 1})
         return 1
     return int(
         conn.execute(
-            select(artifacts.c.last_version).where(artifacts.c.id == artifact_id)
+            sa.select(artifacts.c.last_version).where(artifacts.c.id == artifact_id)
         ).scalar_one()
     )
