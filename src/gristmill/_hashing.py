@@ -4,6 +4,7 @@ several GB/s, so hashing a 100 MB artifact costs milliseconds, not a second pass
 from __future__ import annotations
 
 import json
+from os import PathLike
 from typing import Any
 
 from blake3 import blake3
@@ -26,6 +27,14 @@ def hash_text(text: str) -> str:
 
 def hash_json(value: Any) -> str:
     return hash_text(canonical_json(value))
+
+
+def hash_file(path: str | PathLike[str]) -> str:
+    """The hash of a file's bytes (``hash_bytes`` of its content), read memory-mapped and hashed
+    on every core: for a file just written, which comes from the page cache."""
+    hasher = blake3(max_threads=blake3.AUTO)
+    hasher.update_mmap(path)
+    return str(hasher.hexdigest())
 
 
 def new_hasher() -> Any:

@@ -19,6 +19,7 @@ which accumulate. A field whose metadata says ``merge: replace`` is replaced who
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -248,7 +249,7 @@ class StepOptions:
         from gristmill._source import source_id
 
         data: dict[str, Any] = {}
-        for item in dataclasses.fields(StepOptions):
+        for item in _fields(StepOptions):
             value = getattr(self, item.name)
             if value is None or value == {}:
                 continue
@@ -347,8 +348,8 @@ def merge(base: OptionsT, override: StepOptions | RunConfig | None) -> OptionsT:
     if override is None:
         return base
     changes: dict[str, Any] = {}
-    names = {f.name: f for f in dataclasses.fields(base)}
-    for item in dataclasses.fields(override):
+    names = _field_names(type(base))
+    for item in _fields(type(override)):
         if item.name not in names:
             continue
         value: Any = getattr(override, item.name)
@@ -371,9 +372,20 @@ def merge(base: OptionsT, override: StepOptions | RunConfig | None) -> OptionsT:
     return dataclasses.replace(base, **changes) if changes else base
 
 
+@functools.cache
+def _fields(cls: type) -> tuple[dataclasses.Field[Any], ...]:
+    """``dataclasses.fields`` of an options class, once: merging runs several per step."""
+    return dataclasses.fields(cls)
+
+
+@functools.cache
+def _field_names(cls: type) -> frozenset[str]:
+    return frozenset(f.name for f in _fields(cls))
+
+
 def _chosen(options: Any) -> dict[str, Any]:
     data: dict[str, Any] = {}
-    for item in dataclasses.fields(options):
+    for item in _fields(type(options)):
         value = getattr(options, item.name)
         if value is None or value in ({}, []):
             continue
@@ -406,7 +418,7 @@ def _check_experiment(name: Any) -> None:
 
 def _check(instance: Any) -> None:
     """The constraints written in the fields' metadata, whichever way the model was built."""
-    for item in dataclasses.fields(instance):
+    for item in _fields(type(instance)):
         value = getattr(instance, item.name)
         if value is None:
             continue

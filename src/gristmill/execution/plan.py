@@ -192,6 +192,10 @@ def resolve_pipeline_parameters(spec: PipelineSpec, given: Mapping[str, Any]) ->
     return resolved
 
 
+_NO_CACHE = StepOptions(cache=False)
+_NO_OVERRIDES = StepConfig()
+
+
 def _plan_step(
     spec: StepSpec,
     step: Step[Any],
@@ -202,7 +206,7 @@ def _plan_step(
     enable_cache: bool,
 ) -> StepPlan:
     where = f" ({spec.origin})" if spec.origin else ""
-    overrides = overrides or StepConfig()
+    overrides = overrides or _NO_OVERRIDES
     declared = step.inputs
     # Parameter values: spec values (with ${param} resolved), then run-config overrides.
     values: dict[str, Any] = {}
@@ -256,7 +260,7 @@ def _plan_step(
             )
     options = STEP_DEFAULTS.merged(StepOptions.from_spec(spec.settings)).merged(overrides)
     if not enable_cache:
-        options = options.merged(StepOptions(cache=False))
+        options = options.merged(_NO_CACHE)
     options = _own_hooks(options, step.options)
     output_types = {name: out_type for name, (_, out_type) in step.output_types.items()}
     return StepPlan(
