@@ -19,7 +19,6 @@ which accumulate. A field whose metadata says ``merge: replace`` is replaced who
 from __future__ import annotations
 
 import dataclasses
-import functools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -372,15 +371,24 @@ def merge(base: OptionsT, override: StepOptions | RunConfig | None) -> OptionsT:
     return dataclasses.replace(base, **changes) if changes else base
 
 
-@functools.cache
+_FIELDS: dict[type, tuple[tuple[dataclasses.Field[Any], ...], frozenset[str]]] = {}
+
+
 def _fields(cls: type) -> tuple[dataclasses.Field[Any], ...]:
     """``dataclasses.fields`` of an options class, once: merging runs several per step."""
-    return dataclasses.fields(cls)
+    return _fields_and_names(cls)[0]
 
 
-@functools.cache
 def _field_names(cls: type) -> frozenset[str]:
-    return frozenset(f.name for f in _fields(cls))
+    return _fields_and_names(cls)[1]
+
+
+def _fields_and_names(cls: type) -> tuple[tuple[dataclasses.Field[Any], ...], frozenset[str]]:
+    found = _FIELDS.get(cls)
+    if found is None:
+        fields = dataclasses.fields(cls)
+        found = _FIELDS[cls] = (fields, frozenset(f.name for f in fields))
+    return found
 
 
 def _chosen(options: Any) -> dict[str, Any]:
