@@ -1,5 +1,7 @@
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import gristmill
 
@@ -75,3 +77,36 @@ def test_cli_help_is_light() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stderr.strip() == "[]"
     assert "runs" in out.stdout
+
+
+def test_a_run_on_the_embedded_store_imports_no_sqlalchemy(tmp_path: Path) -> None:
+    """The first run (which creates the store: SQLAlchemy and Alembic), then in a new process a
+    run, its cached re-run and the run read back: statements compiled ahead of time on the
+    sqlite3 module's connections, no SQLAlchemy. A read of something else imports it."""
+    (tmp_path / "flow.py").write_text(
+        "import sys\n"
+        "from gristmill import pipeline, step\n"
+        "@step\n"
+        "def one() -> int:\n"
+        "    return 1\n"
+        "@step\n"
+        "def two(x: int) -> int:\n"
+        "    return x + 1\n"
+        "@pipeline\n"
+        "def flow() -> None:\n"
+        "    two(one())\n"
+        "if __name__ == '__main__':\n"
+        "    first = flow()\n"
+        "    again = flow()\n"
+        "    print(first.status, sorted(s.status for s in again.steps.values()) if 'read' in sys.argv else '')\n"
+        "    print('sqlalchemy' in sys.modules)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GRISTMILL_")}
+    run = [sys.executable, "flow.py"]
+    subprocess.run(run, cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run(run, cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[:2] == ["completed ", "False"], out.stdout + out.stderr
+    out = subprocess.run(
+        [*run, "read"], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split("\n")[:2] == ["completed ['cached', 'cached']", "True"], out.stderr

@@ -281,12 +281,9 @@ class _SQLiteFile:
         except sqlite3.Error:
             return None  # SQLAlchemy's path says why
         try:
-            has_table = raw.execute(
-                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
-            ).fetchone()
             found = raw.execute("SELECT version_num FROM alembic_version").fetchone()
-            return str(found[0]) if has_table and found else None
-        except sqlite3.Error:
+            return str(found[0]) if found else None
+        except sqlite3.Error:  # no such table yet, or not a database: SQLAlchemy's path says
             return None
         finally:
             self._give_back(raw)
@@ -309,7 +306,8 @@ class _SQLiteFile:
                 try:
                     yield DriverConnection(raw)
                 except BaseException:
-                    raw.execute("ROLLBACK")
+                    if raw.in_transaction:  # SQLite ends it itself after some errors
+                        raw.execute("ROLLBACK")
                     healthy = True
                     raise
                 raw.execute("COMMIT")
@@ -329,7 +327,11 @@ class _SQLiteFile:
             if self._idle:
                 return self._idle.pop()
         raw = sqlite3.connect(self.path, timeout=60, isolation_level=None, check_same_thread=False)
-        _sqlite_on_connect(raw, None)
+        try:
+            _sqlite_on_connect(raw, None)
+        except BaseException:
+            raw.close()
+            raise
         return raw
 
     def _give_back(self, raw: sqlite3.Connection) -> None:
