@@ -16,7 +16,7 @@ from gristmill.store.records import Entity, ExperimentRecord, MetricPoint
 from gristmill.store.sql._lazy import sa
 from gristmill.store.sql._lazy import schema as s
 from gristmill.store.sql.engine import SQLEngine
-from gristmill.store.sql.prepared import Prepared, execute, insert_of
+from gristmill.store.sql.prepared import Prepared, StatementConnection, execute, insert_of
 from gristmill.store.sql.rows import chunks
 
 
@@ -94,7 +94,7 @@ class SQLMetricStore(SQLEngine, MetricWriter, MetricReader):
             ]
 
 
-def write_points(conn: Any, points: Sequence[MetricPoint]) -> None:
+def write_points(conn: StatementConnection, points: Sequence[MetricPoint]) -> None:
     """Insert points (one executemany; those without a step numbered first) and each series'
     last value as metadata of its run and step run (the last logged, whatever its step)."""
     _number(conn, points)
@@ -127,7 +127,7 @@ def write_points(conn: Any, points: Sequence[MetricPoint]) -> None:
     execute(conn, INSERT_METADATA, rows)
 
 
-def _number(conn: Any, points: Sequence[MetricPoint]) -> None:
+def _number(conn: StatementConnection, points: Sequence[MetricPoint]) -> None:
     """Give each point without a step the next one of its name in its run."""
     wanted = {(p.run_id, p.name) for p in points if p.step is None}
     if not wanted:

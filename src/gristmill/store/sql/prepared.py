@@ -15,7 +15,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 from gristmill.errors import StoreError
 from gristmill.store.sql._lazy import sa
@@ -136,31 +136,42 @@ class DriverConnection:
         self.raw = raw
 
 
-def dialect_name(conn: Any) -> str:
+# What a prepared statement runs on: the sqlite3 module's own connection, or SQLAlchemy's.
+StatementConnection: TypeAlias = "DriverConnection | sa.Connection"
+
+
+def dialect_name(conn: StatementConnection) -> str:
     return (
         DriverConnection.dialect_name if isinstance(conn, DriverConnection) else conn.dialect.name
     )
 
 
-def execute(conn: Any, prepared: Prepared, values: Any) -> Result:
+def execute(conn: StatementConnection, prepared: Prepared, values: Any) -> Result:
     """Execute a prepared statement with one parameter dict, or many (executemany), on a
     ``DriverConnection`` or a connection of SQLAlchemy's, and fetch what it returns; the cursor
     is closed before this returns, whatever happened. The driver's errors are raised as
     SQLAlchemy's, as every other statement's are."""
-    many = isinstance(values, list)
     if isinstance(conn, DriverConnection):
-        sql, fixed = prepared.sqlite()
-        cursor = conn.raw.cursor()
-        try:
-            if many:
-                cursor.executemany(sql, [{**fixed, **v} for v in values] if fixed else values)
-            else:
-                cursor.execute(sql, {**fixed, **values} if fixed else values)
-            return _fetched(cursor)
-        except sqlite3.Error as exc:
-            raise sa.exc.DBAPIError.instance(sql, values, exc, sqlite3.Error) from exc
-        finally:
-            cursor.close()
+        return _on_sqlite(conn.raw, prepared, values)
+    return _on_sqlalchemy(conn, prepared, values)
+
+
+def _on_sqlite(raw: sqlite3.Connection, prepared: Prepared, values: Any) -> Result:
+    sql, fixed = prepared.sqlite()
+    cursor = raw.cursor()
+    try:
+        if isinstance(values, list):
+            cursor.executemany(sql, [{**fixed, **v} for v in values] if fixed else values)
+        else:
+            cursor.execute(sql, {**fixed, **values} if fixed else values)
+        return _fetched(cursor)
+    except sqlite3.Error as exc:
+        raise sa.exc.DBAPIError.instance(sql, values, exc, sqlite3.Error) from exc
+    finally:
+        cursor.close()
+
+
+def _on_sqlalchemy(conn: sa.Connection, prepared: Prepared, values: Any) -> Result:
     compiled = prepared.compiled(conn.dialect)
     names = compiled.positiontup if compiled.positional else None
 
@@ -168,9 +179,9 @@ def execute(conn: Any, prepared: Prepared, values: Any) -> Result:
         params = compiled.construct_params(row)
         return tuple(params[n] for n in names) if names is not None else params
 
-    cursor = conn.connection.dbapi_connection.cursor()
+    cursor: Any = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        if many:
+        if isinstance(values, list):
             cursor.executemany(compiled.string, [bind(r) for r in values])
         else:
             cursor.execute(compiled.string, bind(values))

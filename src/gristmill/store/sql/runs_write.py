@@ -37,7 +37,15 @@ from gristmill.store.sql._lazy import sa
 from gristmill.store.sql._lazy import schema as s
 from gristmill.store.sql.engine import SQLEngine
 from gristmill.store.sql.metrics import INSERT_METADATA, write_points
-from gristmill.store.sql.prepared import Prepared, dialect_name, execute, insert_of, one_of
+from gristmill.store.sql.prepared import (
+    DriverConnection,
+    Prepared,
+    StatementConnection,
+    dialect_name,
+    execute,
+    insert_of,
+    one_of,
+)
 from gristmill.store.sql.rows import (
     artifact_version_query,
     artifact_version_record,
@@ -107,7 +115,7 @@ class SQLRunWriter(SQLEngine, RunWriter):
         new_version = version_id not in self._known_versions
         spec_hash = run.spec_hash
 
-        def work(conn: sa.Connection) -> None:
+        def work(conn: StatementConnection) -> None:
             if new_version:
                 now = time.time()
                 _insert_missing(
@@ -155,7 +163,7 @@ class SQLRunWriter(SQLEngine, RunWriter):
     def mark_running(
         self, step_run_id: str, *, started_at: float, logs_uri: str | None = None
     ) -> None:
-        def work(conn: sa.Connection) -> None:
+        def work(conn: StatementConnection) -> None:
             execute(conn, _Q.mark_running, {"step_run_id": step_run_id, "started_at": started_at})
             if logs_uri:
                 _insert_log(conn, step_run_id, logs_uri, started_at)
@@ -203,7 +211,7 @@ class SQLRunWriter(SQLEngine, RunWriter):
 
         started = _start_values(step_run_id, start)
 
-        def work(conn: sa.Connection) -> dict[str, ArtifactVersionRecord]:
+        def work(conn: StatementConnection) -> dict[str, ArtifactVersionRecord]:
             if started["inputs"]:
                 execute(conn, _Q.insert_inputs, started["inputs"])
             published: dict[str, ArtifactVersionRecord] = {}
@@ -255,7 +263,7 @@ class SQLRunWriter(SQLEngine, RunWriter):
     def register_artifact_version(
         self, new: NewArtifactVersion, *, at: float
     ) -> ArtifactVersionRecord:
-        def work(conn: sa.Connection) -> ArtifactVersionRecord:
+        def work(conn: StatementConnection) -> ArtifactVersionRecord:
             metadata_rows: list[dict[str, Any]] = []
             record = _publish_version(conn, new, None, at, metadata_rows)
             if metadata_rows:
@@ -288,7 +296,7 @@ class SQLRunWriter(SQLEngine, RunWriter):
         ]
         started = _start_values(step_run_id, start)
 
-        def work(conn: sa.Connection) -> None:
+        def work(conn: StatementConnection) -> None:
             if started["inputs"]:
                 execute(conn, _Q.insert_inputs, started["inputs"])
             execute(
@@ -353,13 +361,13 @@ class SQLRunWriter(SQLEngine, RunWriter):
             "environment": None if environment is None else dumps(dict(environment)),
         }
 
-        def work(conn: Any) -> None:
+        def work(conn: StatementConnection) -> None:
             execute(conn, _Q.finish_run, values)
 
         self._retrying(work, "finishing a run", prepared=True)
 
     def heartbeat(self, run_id: str, at: float) -> None:
-        def work(conn: Any) -> None:
+        def work(conn: StatementConnection) -> None:
             execute(conn, _Q.heartbeat, {"run_id": run_id, "at": at})
 
         self._retrying(work, "recording a heartbeat", prepared=True)
@@ -518,7 +526,7 @@ class SQLRunWriter(SQLEngine, RunWriter):
 
 
 def _publish_version(
-    conn: Any,
+    conn: StatementConnection,
     new: NewArtifactVersion,
     producer: str | None,
     now: float,
@@ -573,11 +581,11 @@ def _publish_version(
     )
 
 
-def _insert_log(conn: Any, step_run_id: str, uri: str, at: float) -> None:
+def _insert_log(conn: StatementConnection, step_run_id: str, uri: str, at: float) -> None:
     execute(conn, _Q.insert_log, {"step_run_id": step_run_id, "uri": uri, "created_at": at})
 
 
-def _cache_hit(conn: Any, row: Any) -> CacheHit:
+def _cache_hit(conn: StatementConnection, row: Any) -> CacheHit:
     outputs = {
         r.io_name: artifact_version_record(r)
         for r in execute(conn, _Q.outputs_of_step_run, {"step_run_id": row.id}).all()
@@ -627,13 +635,14 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _insert_missing(conn: Any, table: str, row: dict[str, Any]) -> None:
+def _insert_missing(conn: StatementConnection, table: str, row: dict[str, Any]) -> None:
     """Insert a row keyed by a derived id unless it is already there."""
     prepared = _INSERT_MISSING.get((table, dialect_name(conn)))
     if prepared is not None:
         execute(conn, prepared, row)
         return
     # Databases without INSERT ... ON CONFLICT: look first (a connection of SQLAlchemy's here).
+    assert not isinstance(conn, DriverConnection)
     rows = getattr(s, table)
     if conn.execute(sa.select(rows.c.id).where(rows.c.id == row["id"])).first() is None:
         conn.execute(sa.insert(rows), row)

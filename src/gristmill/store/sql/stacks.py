@@ -16,7 +16,7 @@ from gristmill.store.records import ComponentRecord, StackRecord
 from gristmill.store.sql._lazy import sa
 from gristmill.store.sql._lazy import schema as s
 from gristmill.store.sql.engine import SQLEngine
-from gristmill.store.sql.prepared import Prepared, execute
+from gristmill.store.sql.prepared import Prepared, StatementConnection, execute
 from gristmill.store.sql.rows import component_record
 
 
@@ -151,7 +151,7 @@ class SQLStackCatalog(SQLEngine, StackCatalog):
         self._retrying(work, f"deleting stack '{name}'")
 
 
-def _stack(conn: Any, row: Any) -> StackRecord:
+def _stack(conn: StatementConnection, row: Any) -> StackRecord:
     members = execute(conn, _STACK_MEMBERS, {"stack_id": row.id}).all()
     components = {m.role: component_record(m) for m in members}
     return StackRecord(

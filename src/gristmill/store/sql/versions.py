@@ -9,7 +9,13 @@ from typing import Any
 
 from gristmill.store.sql._lazy import sa
 from gristmill.store.sql._lazy import schema as s
-from gristmill.store.sql.prepared import Prepared, dialect_name, execute
+from gristmill.store.sql.prepared import (
+    DriverConnection,
+    Prepared,
+    StatementConnection,
+    dialect_name,
+    execute,
+)
 
 
 def _upsert(dialect_insert: Any) -> Any:
@@ -48,14 +54,16 @@ _CLAIM = {
 }
 
 
-def claim_version_number(conn: Any, artifact_id: str, name: str, now: float) -> int:
+def claim_version_number(conn: StatementConnection, artifact_id: str, name: str, now: float) -> int:
     """The next version number of artifact ``name`` (created with number 1 if new), claimed in
     the caller's transaction: the artifact's row stays locked until it commits."""
     values = {"id": artifact_id, "name": name, "created_at": now}
     claim = _CLAIM.get(dialect_name(conn))
     if claim is not None:
         return int(execute(conn, claim, values).scalar_one())
-    # Databases without INSERT ... ON CONFLICT ... RETURNING: lock by updating, then read.
+    # Databases without INSERT ... ON CONFLICT ... RETURNING (a connection of SQLAlchemy's
+    # here): lock by updating, then read.
+    assert not isinstance(conn, DriverConnection)
     artifacts = s.artifacts
     bumped = conn.execute(
         sa.update(artifacts)
