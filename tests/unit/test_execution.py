@@ -342,6 +342,17 @@ def test_keyboard_interrupt_stops_the_step_and_the_run(orchestrator: str) -> Non
     }
 
 
+def test_default_run_names_do_not_meet_in_a_loop_of_runs() -> None:
+    """Two runs of one pipeline in the same second whose ids start alike get distinct default
+    names (a loop of hundreds of runs a second met a 6-digit suffix twice now and then)."""
+    from gristmill.execution.plan import _run_name
+
+    first = _run_name(None, "p", "abcdef" + "0" * 26)
+    second = _run_name(None, "p", "abcdef" + "1" * 26)
+    assert first != second
+    assert first.startswith("p-") and first.endswith("-abcdef")
+
+
 def test_run_name_template_and_tags() -> None:
     run = summing.with_options(run_name="nightly-{pipeline}-{id}", tags=["nightly"])()
     assert run.name.startswith("nightly-summing-")

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import numbers
+import threading
 import typing
 import uuid
 from collections.abc import Collection, Mapping
@@ -354,10 +355,25 @@ def _own_hooks(resolved: StepOptions, declared: StepOptions) -> StepOptions:
     return dataclasses.replace(resolved, **own) if own else resolved
 
 
+# The default names this process gave in the current second: a loop of runs (hundreds a
+# second) would otherwise meet a name twice now and then (6 hex digits of the run id).
+_named_this_second: tuple[str, set[str]] = ("", set())
+_naming = threading.Lock()
+
+
 def _run_name(template: str | None, pipeline: str, run_id: str) -> str:
+    global _named_this_second
     now = datetime.now(timezone.utc)
     if not template:
-        return f"{pipeline}-{now:%Y%m%d-%H%M%S}-{run_id[:6]}"
+        second = f"{now:%Y%m%d-%H%M%S}"
+        name = f"{pipeline}-{second}-{run_id[:6]}"
+        with _naming:
+            if _named_this_second[0] != second:
+                _named_this_second = (second, set())
+            if name in _named_this_second[1]:
+                name = f"{pipeline}-{second}-{run_id[:16]}"
+            _named_this_second[1].add(name)
+        return name
     try:
         name = template.format(
             pipeline=pipeline,
