@@ -39,6 +39,9 @@ class Flavor:
     ``secret_fields`` settings that carry credentials, accepted only as secret references
     ``in_project``    it keeps data under the project's ``.gristmill/`` unless told otherwise,
                       so it receives the project's defaults (the local artifact store's root)
+    ``settings_optional``  every setting of its model has a default, so a component of it given
+                      no settings has nothing to validate (and the run imports no pydantic for
+                      it); a test holds each flavor that says so to its model
     """
 
     flavor: ClassVar[str]
@@ -47,6 +50,7 @@ class Flavor:
     extra: ClassVar[str | None] = None
     secret_fields: ClassVar[tuple[str, ...]] = ()
     in_project: ClassVar[bool] = False
+    settings_optional: ClassVar[bool] = False
 
 
 class _Registered:

@@ -465,6 +465,38 @@ def test_built_in_flavors_declare_what_they_need() -> None:
     assert flavor_class("artifact_store", "local").in_project
 
 
+def test_a_flavor_whose_settings_are_optional_says_so_truly() -> None:
+    """``settings_optional`` skips validating no settings at all: each flavor that declares it
+    has a model with a default for every setting (and local_parallel, given by name, runs
+    without importing pydantic)."""
+    import subprocess
+    import sys
+
+    from gristmill.stacks.flavors import config_model, flavor_class, flavor_names
+
+    declared = []
+    for kind in ("orchestrator", "artifact_store", "step_operator"):
+        for name in flavor_names(kind):
+            try:
+                cls = flavor_class(kind, name)
+            except ImportError:
+                continue  # its integration is not installed here
+            if cls.settings_optional:
+                model = config_model(cls)
+                assert model is not None, name
+                assert not [f for f in model.model_fields.values() if f.is_required()], name
+                declared.append(name)
+    assert "local_parallel" in declared
+    code = (
+        "import sys\n"
+        "from gristmill.stacks import Component\n"
+        "Component.from_options('orchestrator', {'flavor': 'local_parallel'}).build()\n"
+        "print('pydantic' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "False", out.stderr
+
+
 def test_with_options_needs_a_flavor(project: Project) -> None:
     from gristmill.errors import ConfigError
     from gristmill.stacks import Component

@@ -28,6 +28,7 @@ DEFAULT_MAX_WORKERS = 32
 class ParallelOrchestrator(Orchestrator):
     flavor = "local_parallel"
     config_model = "gristmill.orchestrators.configs:ParallelOrchestratorConfig"
+    settings_optional = True
     requires = ()  # the standard library only
 
     def __init__(self, *, max_workers: int = DEFAULT_MAX_WORKERS, **config: Any) -> None:

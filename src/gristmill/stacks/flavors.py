@@ -166,6 +166,8 @@ def validate_config(
     to their declared types). Secret references (``{{ secret.NAME.KEY }}``) stay as they are."""
     cls = flavor_class(component_type, flavor)
     label = _label(component_type, flavor, name)
+    if not config and cls.settings_optional:
+        return {}  # its model's defaults stand: nothing to validate, no pydantic import
     if not cls.config_model:  # nothing to validate: no pydantic import for it
         if config:
             raise ConfigError(
