@@ -19,9 +19,8 @@ from gristmill.cli.main import cli
 from gristmill.errors import NotFoundError, ParameterError, PipelineDefinitionError, StoreError
 from gristmill.project import Project
 from gristmill.spec import PipelineSpec
-from gristmill.store import schema
 from gristmill.store.ids import artifact_id
-from gristmill.store.migrations import upgrade
+from gristmill.store.migrations import HEAD_REVISION, upgrade
 from gristmill.store.sql import SQLStore
 
 # -- the feature engineering and training pipelines of ZenML's starter, ported ----------------
@@ -362,7 +361,7 @@ def test_migrating_a_0002_store_keeps_ids_and_numbers_and_starts_the_counters(
         counters = dict(conn.execute("SELECT name, last_version FROM artifacts"))
         revision = conn.execute("SELECT version_num FROM alembic_version").fetchone()[0]
     assert counters == {"train_set": 3, "empty": 0}
-    assert revision == schema.HEAD_REVISION  # upgraded to the newest
+    assert revision == HEAD_REVISION  # upgraded to the newest
     # the next version continues after the highest number
     from gristmill.store.sql.versions import claim_version_number
 

@@ -16,7 +16,7 @@ from gristmill import Client, pipeline, step
 from gristmill.errors import NotFoundError, StoreError
 from gristmill.project import Project
 from gristmill.store import schema
-from gristmill.store.migrations import head_revision, upgrade
+from gristmill.store.migrations import HEAD_REVISION, head_revision, upgrade
 from gristmill.store.sql import SQLStore
 
 
@@ -24,7 +24,7 @@ def test_migrations_build_exactly_the_declared_schema(tmp_path: Path) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
-    assert head_revision() == schema.HEAD_REVISION
+    assert head_revision() == HEAD_REVISION
     engine = create_engine(f"sqlite:///{tmp_path / 'migrated.db'}")
     with engine.begin() as conn:
         upgrade(conn)

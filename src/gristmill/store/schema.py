@@ -1,6 +1,7 @@
 """The metadata store's tables (SQLAlchemy Core). Alembic migrations under ``migrations/`` must
-produce exactly this schema; a test compares them. Times are UTC epoch seconds (floats), ids
-are 32-char hex strings, JSON columns hold canonical JSON text."""
+produce exactly this schema (their newest revision is ``migrations.HEAD_REVISION``); a test
+compares them. Times are UTC epoch seconds (floats), ids are 32-char hex strings, JSON columns
+hold canonical JSON text."""
 
 from __future__ import annotations
 
@@ -17,8 +18,6 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-
-from gristmill.store.migrations import HEAD_REVISION  # noqa: F401  (these tables' revision)
 
 metadata = MetaData(
     naming_convention={

@@ -71,6 +71,7 @@ class Prepared:
 
 
 def compile_for_sqlite(statement: Any) -> tuple[str, dict[str, Any]]:
+    """SQLAlchemy's SQL for SQLite with named parameters, and the values of those it fixes."""
     from sqlalchemy.dialects import sqlite
 
     compiled = statement.compile(dialect=sqlite.dialect(paramstyle="named"))
