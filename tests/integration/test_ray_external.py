@@ -162,9 +162,14 @@ def run_on(cluster: RayCluster, address: str, stack: str) -> dict:
     assert registered.returncode == 0, registered.stderr
     made = gristmill("stack", "register", stack, "-o", stack, "-a", "local", cwd=folder)
     assert made.returncode == 0, made.stderr
-    result = gristmill(
-        "run", "pipeline:training", "--stack", stack, "--json", "--no-cache", cwd=folder
-    )
+    command = ("run", "pipeline:training", "--stack", stack, "--json", "--no-cache")
+    result = gristmill(*command, cwd=folder)
+    if result.returncode != 0 and "Starting Ray client server failed" in result.stderr:
+        # Ray's proxy starts a server process per ray:// client; on this loaded 2-core machine
+        # that start failed about one CI run in four (its channel never came up, its log
+        # empty). gristmill said so in one line; a user connects again, and so does the test.
+        print("Ray's client server did not start; connecting again:", _client_server_logs(cluster))
+        result = gristmill(*command, cwd=folder)
     assert result.returncode == 0, result.stdout + result.stderr + _client_server_logs(cluster)
     run: dict = json.loads(result.stdout)
     return run
