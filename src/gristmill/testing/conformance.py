@@ -652,9 +652,11 @@ class OrchestratorConformance:
         run = caught.value.run
         assert run is not None
         statuses = {n: s.status for n, s in run.steps.items()}
-        # 'independent' computes what 'fine' did: a cache hit when 'fine' finished first
-        assert statuses.pop("independent") in ("completed", "cached")
-        assert statuses == {"fine": "completed", "broken": "failed", "after": "stopped"}
+        # 'fine' and 'independent' compute the same thing, so whichever of them starts after
+        # the other ended is a cache hit of it (either order, on a parallel orchestrator)
+        twins = sorted([statuses.pop("fine"), statuses.pop("independent")])
+        assert twins in (["completed", "completed"], ["cached", "completed"])
+        assert statuses == {"broken": "failed", "after": "stopped"}
 
     def test_several_outputs_and_retries(self, orchestrator: dict[str, Any]) -> None:
         from gristmill import pipeline, step
