@@ -1,9 +1,10 @@
 """SQLAlchemy and the schema's tables, imported the first time something of theirs is used.
 
 A run on the embedded SQLite store executes only statements compiled ahead of time
-(``statements.py``) on the driver's connection, so it never needs SQLAlchemy, whose import is
-about half of a one-step pipeline's wall time. The capability modules reach SQLAlchemy and the
-tables through these two names (``sa.select``, ``s.runs``); type checkers see the real modules."""
+(``prepared.py``, ``sqlite_statements.py``) on the ``sqlite3`` module's connection, so it never
+needs SQLAlchemy, whose import is about half of a one-step pipeline's wall time. The capability
+modules reach SQLAlchemy and the tables through these two names (``sa.select``, ``s.runs``);
+type checkers see the real modules."""
 
 from __future__ import annotations
 

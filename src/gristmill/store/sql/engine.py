@@ -238,19 +238,25 @@ class SQLEngine:
 # -- SQLite's own connections -----------------------------------------------------------------
 
 
+def _named_file(url: str) -> str | None:
+    """The file a SQLite URL names (its options left out), or None for an in-memory database."""
+    path = url.split("///", 1)[1].split("?", 1)[0] if "///" in url else ""
+    return None if not path or path == ":memory:" or path.startswith("file:") else path
+
+
 def _sqlite_path(url: str) -> str | None:
     """The file a plain SQLite URL names, absolute, or None for anything else (other databases,
     in-memory ones, URLs with options): those go through SQLAlchemy alone."""
-    found = re.fullmatch(r"sqlite(?:\+pysqlite)?:///([^?]+)", url)
-    if found is None or found.group(1) == ":memory:" or found.group(1).startswith("file:"):
+    if re.match(r"sqlite(?:\+pysqlite)?:///", url) is None or "?" in url:
         return None
-    return str(Path(found.group(1)).absolute())
+    path = _named_file(url)
+    return str(Path(path).absolute()) if path is not None else None
 
 
 def _make_folder(url: str) -> None:
     """The folder of the file a SQLite URL names, made if missing."""
-    path = url.split("///", 1)[1].split("?", 1)[0] if "///" in url else ""
-    if not path or path == ":memory:" or path.startswith("file:"):
+    path = _named_file(url)
+    if path is None:
         return
     try:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
